@@ -1,0 +1,101 @@
+"""The ``gridgov`` command line: database, demo district, server, and the tools that grow on them."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from gis import backup, cluster, db, migrate
+from gis.settings import Settings
+
+app = typer.Typer(help="gridgov 网格化服务管理平台", no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="数据库 (the database: embedded cluster or DATABASE_URL)", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]{message}[/red]")
+    raise typer.Exit(1)
+
+
+@db_app.command("up")
+def db_up() -> None:
+    """初始化并启动本地 PostGIS 集群 (initialise and start the embedded cluster)."""
+    try:
+        for line in cluster.up(_settings()):
+            console.print(line)
+    except cluster.ClusterError as error:
+        _fail(str(error))
+
+
+@db_app.command("down")
+def db_down() -> None:
+    """停止本地集群 (stop the embedded cluster)."""
+    console.print(cluster.down(_settings()))
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """集群状态与迁移版本 (cluster state and schema revision)."""
+    settings = _settings()
+    console.print(cluster.status(settings))
+
+
+@db_app.command("url")
+def db_url(role: str = typer.Option("owner", help="owner | app | backup")) -> None:
+    """打印连接地址 (print the connection URL)."""
+    settings = _settings()
+    urls = {"owner": db.owner_url, "app": db.app_url, "backup": db.backup_url}
+    if role not in urls:
+        _fail(f"未知角色 {role}，可选 owner / app / backup (unknown role)")
+    print(db.libpq_dsn(urls[role](settings)))
+
+
+@db_app.command("migrate")
+def db_migrate(revision: str = typer.Argument("head"), down: bool = typer.Option(False, "--down")) -> None:
+    """迁移数据库结构 (upgrade, or with --down downgrade, the schema)."""
+    settings = _settings()
+    console.print(migrate.downgrade(settings, revision if revision != "head" else "base")
+                  if down else migrate.upgrade(settings, revision))
+
+
+@db_app.command("psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def db_psql(ctx: typer.Context) -> None:
+    """打开 psql (open psql as the owner; extra arguments are passed on)."""
+    dsn = db.libpq_dsn(db.owner_url(_settings()))
+    os.execvp("psql", ["psql", dsn, *ctx.args])
+
+
+@db_app.command("backup")
+def db_backup(file: Path = typer.Argument(..., help="备份文件 (custom-format dump)")) -> None:
+    """备份整个数据库 (pg_dump -Fc, as the backup role)."""
+    try:
+        console.print(backup.backup(_settings(), file))
+    except backup.BackupError as error:
+        _fail(f"备份失败 (backup failed): {error}")
+
+
+@db_app.command("restore")
+def db_restore(file: Path = typer.Argument(..., exists=True, help="备份文件")) -> None:
+    """从备份恢复，替换当前数据 (pg_restore --clean, one transaction)."""
+    try:
+        console.print(backup.restore(_settings(), file))
+    except backup.BackupError as error:
+        _fail(f"恢复失败，数据库未改变 (restore failed, nothing changed): {error}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,54 @@
+"""Settings, read from the environment (prefix ``GRIDGOV_``) and injected where they are used.
+
+Nothing reads the environment at import time: build a :class:`Settings` and pass it on, so tests and
+notebooks can point the platform at another database or folder without touching globals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GRIDGOV_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    # An external server; when unset the embedded cluster under ``var_dir`` is used.
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "GRIDGOV_DATABASE_URL")
+    )
+    var_dir: Path = Path("var")
+    pg_port: int = 54329
+    pg_database: str = "gridgov"
+    # Owner of the tables and of the migrations; the application itself connects as ``app_role``.
+    owner_role: str = "gridgov_owner"
+    app_role: str = "gridgov_app"
+    app_password: str = "gridgov-app-local"
+    backup_role: str = "gridgov_backup"
+    # When invoked as root the embedded cluster runs as this unprivileged system user (initdb refuses root).
+    cluster_os_user: str = "postgres"
+
+    host: str = "127.0.0.1"
+    port: int = 8600
+    # Production mode refuses demo accounts and requires HTTPS-only cookies.
+    production: bool = False
+
+    @property
+    def pg_data_dir(self) -> Path:
+        return self.var_dir.resolve() / "pg"
+
+    @property
+    def pg_socket_dir(self) -> Path:
+        return self.var_dir.resolve() / "run"
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+
+def get_settings(**overrides) -> Settings:
+    return Settings(**overrides)
