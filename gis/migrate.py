@@ -28,20 +28,32 @@ def run_sql(name: str, **params: str) -> None:
     op.get_bind().connection.driver_connection.execute(sql)
 
 
-def load_code_tables() -> None:
-    """(Re)load every code table shipped under ``data/codes`` (one CSV a table: code,name_zh,name_en)."""
-    bind = op.get_bind()
+def load_code_tables(bind=None) -> int:
+    """(Re)load every code table shipped under ``data/codes`` (one CSV a table: code,name_zh,name_en).
+
+    Runs in revision 0001 and again after every upgrade, so a database picks up corrected or new code
+    tables without a migration of its own. Returns the number of codes loaded."""
+    bind = bind if bind is not None else op.get_bind()
+    total = 0
     for path in sorted((DATA_DIR / "codes").glob("*.csv")):
         with path.open(encoding="utf-8") as f:
             rows = [
                 {"t": path.stem, "c": r["code"], "zh": r["name_zh"], "en": r.get("name_en"), "s": i}
                 for i, r in enumerate(csv.DictReader(f))
             ]
-        bind.execute(text("DELETE FROM code_item WHERE table_key = :t"), {"t": path.stem})
+        # Upsert, then drop codes the file no longer has: a rerun with unchanged files changes nothing.
         bind.execute(
-            text("INSERT INTO code_item (table_key, code, name_zh, name_en, sort) VALUES (:t, :c, :zh, :en, :s)"),
+            text("INSERT INTO code_item (table_key, code, name_zh, name_en, sort) VALUES (:t, :c, :zh, :en, :s) "
+                 "ON CONFLICT (table_key, code) DO UPDATE SET name_zh = EXCLUDED.name_zh, "
+                 "name_en = EXCLUDED.name_en, sort = EXCLUDED.sort "
+                 "WHERE (code_item.name_zh, code_item.name_en, code_item.sort) "
+                 "IS DISTINCT FROM (EXCLUDED.name_zh, EXCLUDED.name_en, EXCLUDED.sort)"),
             rows,
         )
+        bind.execute(text("DELETE FROM code_item WHERE table_key = :t AND NOT code = ANY(:codes)"),
+                     {"t": path.stem, "codes": [r["c"] for r in rows]})
+        total += len(rows)
+    return total
 
 
 def _config(settings: Settings, connection) -> Config:
@@ -57,6 +69,8 @@ def upgrade(settings: Settings, revision: str = "head") -> str:
         before = MigrationContext.configure(connection).get_current_revision()
         command.upgrade(_config(settings, connection), revision)
         after = MigrationContext.configure(connection).get_current_revision()
+        if after is not None:
+            load_code_tables(connection)
     if before == after:
         return f"数据库已是最新版本 {after} (already at {after})"
     return f"已迁移 {before or '空'} → {after} (migrated)"
