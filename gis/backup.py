@@ -35,7 +35,9 @@ def backup(settings: Settings, file: Path) -> str:
 
 def restore(settings: Settings, file: Path) -> str:
     listing = _run([cluster.pg_bin("pg_restore"), "-l", str(file)]).stdout
-    kept = [line for line in listing.splitlines() if " EXTENSION " not in line]
+    # spatial_ref_sys is PostGIS's own table: its rows come with the extension, not with our data.
+    kept = [line for line in listing.splitlines()
+            if " EXTENSION " not in line and "spatial_ref_sys" not in line]
     list_file = file.with_suffix(file.suffix + ".list")
     list_file.write_text("\n".join(kept) + "\n", encoding="utf-8")
     try:

@@ -37,6 +37,15 @@ class Settings(BaseSettings):
     # Production mode refuses demo accounts and requires HTTPS-only cookies.
     production: bool = False
 
+    # Login and sessions (等保 2.0 level 3: login-failure handling, session timeouts, password rotation).
+    lockout_failures: int = 5
+    lockout_window_minutes: float = 15
+    lockout_minutes: float = 15
+    session_idle_minutes: float = 30
+    session_absolute_hours: float = 12
+    password_min_length: int = 10
+    password_max_age_days: int = 90  # 0: passwords never expire
+
     @property
     def pg_data_dir(self) -> Path:
         return self.var_dir.resolve() / "pg"
