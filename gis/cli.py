@@ -9,12 +9,19 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from etl.cli import demo_app
 from gis import backup, cluster, db, migrate
+from gis.registries_cli import registries_app
+from gis.security.cli import audit_app, users_app
 from gis.settings import Settings
 
 app = typer.Typer(help="gridgov 网格化服务管理平台", no_args_is_help=True, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="数据库 (the database: embedded cluster or DATABASE_URL)", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+app.add_typer(users_app, name="users")
+app.add_typer(registries_app, name="registries")
+app.add_typer(demo_app, name="demo")
 console = Console()
 
 
@@ -61,10 +68,10 @@ def db_url(role: str = typer.Option("owner", help="owner | app | backup")) -> No
 
 
 @db_app.command("migrate")
-def db_migrate(revision: str = typer.Argument("head"), down: bool = typer.Option(False, "--down")) -> None:
+def db_migrate(revision: str = typer.Argument("heads"), down: bool = typer.Option(False, "--down")) -> None:
     """迁移数据库结构 (upgrade, or with --down downgrade, the schema)."""
     settings = _settings()
-    console.print(migrate.downgrade(settings, revision if revision != "head" else "base")
+    console.print(migrate.downgrade(settings, revision if revision != "heads" else "base")
                   if down else migrate.upgrade(settings, revision))
 
 
@@ -91,6 +98,16 @@ def db_restore(file: Path = typer.Argument(..., exists=True, help="备份文件"
         console.print(backup.restore(_settings(), file))
     except backup.BackupError as error:
         _fail(f"恢复失败，数据库未改变 (restore failed, nothing changed): {error}")
+
+
+@app.command("serve")
+def serve(host: str = typer.Option(None, help="监听地址 (default GRIDGOV_HOST)"),
+          port: int = typer.Option(None, help="端口 (default GRIDGOV_PORT)")) -> None:
+    """启动服务：地图与数据接口 (serve the dashboards and the REST API)."""
+    from gis.server import serve as run_server
+
+    overrides = {key: value for key, value in (("host", host), ("port", port)) if value is not None}
+    run_server(_settings().model_copy(update=overrides), echo=console.print)
 
 
 def main() -> None:  # pragma: no cover - console entry point

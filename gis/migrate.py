@@ -64,12 +64,16 @@ def _config(settings: Settings, connection) -> Config:
     return config
 
 
-def upgrade(settings: Settings, revision: str = "head") -> str:
+def _current(connection) -> str:
+    return ",".join(sorted(MigrationContext.configure(connection).get_current_heads()))
+
+
+def upgrade(settings: Settings, revision: str = "heads") -> str:
     with owner_engine(settings).begin() as connection:
-        before = MigrationContext.configure(connection).get_current_revision()
+        before = _current(connection)
         command.upgrade(_config(settings, connection), revision)
-        after = MigrationContext.configure(connection).get_current_revision()
-        if after is not None:
+        after = _current(connection)
+        if after:
             load_code_tables(connection)
     if before == after:
         return f"数据库已是最新版本 {after} (already at {after})"
@@ -79,11 +83,12 @@ def upgrade(settings: Settings, revision: str = "head") -> str:
 def downgrade(settings: Settings, revision: str = "base") -> str:
     with owner_engine(settings).begin() as connection:
         command.downgrade(_config(settings, connection), revision)
-        after = MigrationContext.configure(connection).get_current_revision()
+        after = _current(connection)
     return f"已回退至 {after or 'base'} (downgraded)"
 
 
-def head_revision() -> str:
+def head_revisions() -> str:
+    """The head revision(s) of the scripts, as the database reports them when fully migrated."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return ScriptDirectory.from_config(config).get_current_head()
+    return ",".join(sorted(ScriptDirectory.from_config(config).get_heads()))

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     # When invoked as root the embedded cluster runs as this unprivileged system user (initdb refuses root).
     cluster_os_user: str = "postgres"
 
+    # Basemap: offline by default. A local XYZ tile folder (z/x/y.png) served by us, or an opt-in
+    # external tile URL template (Tianditu, Amap, OSM) for networks that reach it.
+    tile_dir: Path | None = None
+    tile_url: str | None = None
+
     host: str = "127.0.0.1"
     port: int = 8600
     # Production mode refuses demo accounts and requires HTTPS-only cookies.

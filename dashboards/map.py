@@ -1,0 +1,222 @@
+"""The one map every page shares: territory layers in Web Mercator over an offline ground.
+
+Geometries are stored in CGCS2000 (EPSG:4490) and drawn in Web Mercator (EPSG:3857): the layers are
+reprojected once with GeoPandas and handed to GeoViews already in Mercator, so nothing is projected in
+the browser. The background is a plain ground colour plus our own layers, which works with no network;
+an XYZ tile URL (our own ``/tiles/`` folder, or an opt-in internet source) goes underneath when given.
+
+Layers are switched by hiding their Bokeh renderers rather than redrawing the plot, so the user's zoom
+survives a toggle. A click selects the smallest shown unit under the cursor (``TerritoryMap.selected``),
+which pages use for their side panels and for drill-down.
+
+>>> territory_map = TerritoryMap(units)  # doctest: +SKIP  (units from layers.territory.territory_units)
+>>> pn.Row(territory_map.controls, territory_map)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import geopandas as gpd
+import geoviews as gv
+import holoviews as hv
+import panel as pn
+import param
+from bokeh.models import DataRange1d, GlyphRenderer, HoverTool, ScaleBar
+from bokeh.models.annotations.dimensional import ImperialLength
+from cartopy import crs as ccrs
+from shapely.geometry import Point
+
+DRAW_CRS = "EPSG:3857"
+GROUND = "#eeeee4"  # a quiet paper colour: the "basemap" when there are no tiles
+
+# Drawn bottom to top; only these levels are layers (provinces and cities lie outside a district map).
+LAYER_STYLES: dict[str, dict] = {
+    "grid": dict(color="#fdfcf7", fill_alpha=0.9, line_color="#8a8f98", line_width=0.8,
+                 line_dash="dashed", hover_fill_color="#fde9b0", hover_fill_alpha=0.9),
+    "community": dict(fill_alpha=0, line_color="#3a7cb8", line_width=1.4,
+                      hover_fill_color="#3a7cb8", hover_fill_alpha=0.12),
+    "street": dict(fill_alpha=0, line_color="#c2452d", line_width=2.2,
+                   hover_fill_color="#c2452d", hover_fill_alpha=0.10),
+    "district": dict(fill_alpha=0, line_color="#5b1f12", line_width=3.5,
+                     hover_fill_color="#5b1f12", hover_fill_alpha=0.06),
+}
+SWITCHABLE = {"街道": "street", "社区": "community", "网格": "grid"}
+# One tooltip at a time: only the finest shown layer answers the hover, naming the units above it.
+_TOOLTIPS = {
+    "grid": [("网格", "@name"), ("社区", "@community_name"), ("街道", "@street_name"), ("代码", "@code")],
+    "community": [("社区", "@name"), ("街道", "@street_name"), ("代码", "@code")],
+    "street": [("街道", "@name"), ("代码", "@code")],
+    "district": [("区(县)", "@name"), ("代码", "@code")],
+}
+_FINEST_FIRST = ("grid", "community", "street", "district")
+
+# The toolbar's reset, from a button: data ranges re-fit to the layers at the frame's current aspect.
+_RESET_VIEW = "const view = Bokeh.index.find_one(figure); if (view != null) { view.reset() }"
+
+
+def to_draw_crs(units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Units with a boundary, reprojected for drawing (EPSG:4490 → EPSG:3857), with the names of the
+    street and community each lies in (``street_name``, ``community_name``) for the tooltips."""
+    named = {(level, code): name for level, code, name in units[["level", "code", "name"]].itertuples(False)}
+
+    def ancestor(path: str, level: str) -> str:
+        return next((named[(level, code)] for code in path.split(".") if (level, code) in named), "")
+
+    drawable = units[units.geometry.notna() & ~units.geometry.is_empty].copy()
+    drawable["street_name"] = [ancestor(path, "street") for path in drawable.path]
+    drawable["community_name"] = [ancestor(path, "community") for path in drawable.path]
+    return drawable.to_crs(DRAW_CRS)
+
+
+def mercator_scale(latitude: float) -> float:
+    """Ground metres per Web Mercator metre at a latitude (Mercator stretches by 1/cos φ)."""
+    return math.cos(math.radians(latitude))
+
+
+def _scale_bar(latitude: float) -> ScaleBar:
+    # Bokeh's metric scale bar takes the axis unit for metres, which Web Mercator's is not: at Nanjing
+    # (32°N) it would read 18% long. This basis converts Mercator units to ground metres at the
+    # centre of the map, which is exact enough over a district. (BokehJS registers no plain
+    # CustomDimensional, so a concrete subclass carries the basis; only the basis matters.)
+    factor = mercator_scale(latitude)
+    dimensional = ImperialLength(
+        basis={"merc": (factor, "m"), "m": (1, "m"), "km": (1000, "km")},
+        ticks=[1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500],
+    )
+    return ScaleBar(
+        range="auto", unit="merc", dimensional=dimensional, location="bottom_left",
+        bar_length=0.18, background_fill_alpha=0.8, label_text_font_size="12px",
+    )
+
+
+class TerritoryMap(pn.viewable.Viewer):
+    """The territory map: district outline, streets, communities and grids, switchable, with hover.
+
+    ``units`` is a GeoDataFrame from :func:`layers.territory.territory_units` (EPSG:4490, with
+    ``level, level_label, code, name, path``). ``overlays`` are extra HoloViews elements drawn on top,
+    already in EPSG:3857 (events, cameras, a datashaded building layer...).
+    """
+
+    shown = param.ListSelector(default=["street", "community", "grid"], objects=list(SWITCHABLE.values()),
+                               doc="Which switchable layers are visible.")
+    selected = param.Dict(default=None, allow_None=True,
+                          doc="The unit last clicked: level, level_label, code, name, path.")
+
+    def __init__(self, units: gpd.GeoDataFrame, *, tile_url: str | None = None,
+                 overlays: Sequence[hv.Element] = (), min_height: int = 560, **params):
+        super().__init__(**params)
+        self._units = to_draw_crs(units)
+        self._tile_url = tile_url
+        self._overlays = list(overlays)
+        # level → (glyph renderer, hover tool) as drawn, once per Bokeh root showing this map
+        self._drawn: dict[str, list[tuple[GlyphRenderer, HoverTool]]] = {}
+        self._figures: list = []
+        self.layer_switch = pn.widgets.CheckButtonGroup(
+            label="图层", options=SWITCHABLE, value=list(self.shown), color="primary", variant="outline",
+            sizing_mode="stretch_width",
+        )
+        self.layer_switch.link(self, value="shown")
+        # No icon: Panel loads its icon font (Tabler) from a CDN. The click is handled in the browser:
+        # only BokehJS knows the frame's size, which the home extent must be fitted to.
+        self.home_button = pn.widgets.Button(label="回到全区", sizing_mode="stretch_width")
+        self.pane = pn.pane.HoloViews(self._plot(), sizing_mode="stretch_both", min_height=min_height,
+                                      linked_axes=False)
+        self.home_button.jscallback(clicks=_RESET_VIEW, args={"figure": self.pane})
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def controls(self) -> pn.viewable.Viewable:
+        """The layer switcher and the zoom-home button, for a page's side panel."""
+        return pn.Column(pn.pane.Markdown("**图层**", margin=(0, 10)), self.layer_switch, self.home_button,
+                         sizing_mode="stretch_width")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.pane
+
+    # ------------------------------------------------------------------ behaviour
+    def _is_shown(self, level: str) -> bool:
+        return level in self.shown or level not in SWITCHABLE.values()
+
+    @param.depends("shown", watch=True)
+    def _apply_shown(self) -> None:
+        finest = next((lvl for lvl in _FINEST_FIRST if self._is_shown(lvl) and lvl in self._drawn), None)
+        for level, drawn in self._drawn.items():
+            for renderer, hover in drawn:
+                renderer.visible = self._is_shown(level)
+                # Emptying a hover tool's renderers silences it; which tools are active cannot be
+                # changed once BokehJS has built the toolbar.
+                hover.renderers = [renderer] if level == finest else []
+
+    def unit_at(self, x: float, y: float) -> dict | None:
+        """The smallest shown unit containing a point given in EPSG:3857 (deepest level wins)."""
+        point = Point(x, y)
+        candidates = self._units[self._units.level.isin([*self.shown, "district"])]
+        hits = candidates[candidates.geometry.contains(point)]
+        if hits.empty:
+            return None
+        deepest = hits.iloc[hits.path.str.count(r"\.").argmax()]
+        return {key: deepest[key] for key in ("level", "level_label", "code", "name", "path")}
+
+    def _on_tap(self, x: float | None, y: float | None) -> None:
+        if x is not None and y is not None:
+            self.selected = self.unit_at(x, y)
+
+    # ------------------------------------------------------------------ drawing
+    def _centre_latitude(self) -> float:
+        if self._units.empty:
+            return 32.07  # the demo district's; only the scale bar uses it
+        _, y0, _, y1 = self._units.total_bounds
+        lat = gpd.GeoSeries([Point(0, (y0 + y1) / 2)], crs=DRAW_CRS).to_crs("EPSG:4490").y.iloc[0]
+        return float(lat)
+
+    def _frame(self, figure) -> None:
+        # HoloViews gives fixed ranges, which a stretching layout then distorts (Bokeh only keeps the
+        # aspect of data ranges). Data ranges over our layers, with the aspect matched, keep the
+        # territory true to shape at any window size and are what the reset button returns to.
+        figure.x_range = DataRange1d(range_padding=0.04)
+        figure.y_range = DataRange1d(range_padding=0.04)
+        figure.match_aspect = True
+        figure.aspect_scale = 1
+        figure.add_layout(_scale_bar(self._centre_latitude()))
+        figure.toolbar.logo = None
+
+    def _remember(self, level: str):
+        """A HoloViews hook keeping the layer's renderer and hover tool, to switch them later."""
+
+        def hook(plot, element):
+            drawn = (plot.handles["glyph_renderer"], plot.handles["hover"])
+            if drawn not in self._drawn.setdefault(level, []):
+                self._drawn[level].append(drawn)
+            if plot.state not in self._figures:
+                self._figures.append(plot.state)
+                self._frame(plot.state)
+            self._apply_shown()
+
+        return hook
+
+    def _layer(self, level: str) -> gv.Polygons:
+        vdims = ["name", "code", "level_label", "path", "street_name", "community_name"]
+        data = self._units[self._units.level == level][["geometry", *vdims]]
+        element = gv.Polygons(data, vdims=vdims, crs=ccrs.GOOGLE_MERCATOR, label=level)
+        hover = HoverTool(tooltips=_TOOLTIPS[level], description=f"{_TOOLTIPS[level][0][0]}信息")
+        style = dict(LAYER_STYLES[level])
+        if self._tile_url and level == "grid":
+            style["fill_alpha"] = 0.12  # let the basemap show through
+        return element.opts(tools=[hover], hooks=[self._remember(level)], **style)
+
+    def _plot(self) -> hv.Overlay:
+        # An empty layer is left out: GeoViews cannot build an empty element from pandas string columns.
+        present = set(self._units.level)
+        layers = [self._layer(level) for level in LAYER_STYLES if level in present]
+        base = [gv.WMTS(self._tile_url)] if self._tile_url else []
+        overlay = hv.Overlay([*base, *layers, *self._overlays]).opts(
+            data_aspect=1, responsive=True, xaxis=None, yaxis=None,
+            bgcolor=GROUND, show_legend=False, active_tools=["pan", "wheel_zoom"],
+            default_tools=["pan", "wheel_zoom", "reset"], toolbar="above",
+        )
+        if layers:
+            tap = hv.streams.Tap(source=layers[-1], x=None, y=None)
+            tap.add_subscriber(self._on_tap)
+        return overlay

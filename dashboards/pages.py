@@ -1,0 +1,105 @@
+"""The Panel pages, mounted on the FastAPI app, each behind the login check.
+
+Every page is a factory run once per browser session. Before building anything it asks the injected
+``current_user(request)`` hook who is there; ``None`` refuses the session with a "please log in" page,
+so no page code runs — and no data is read — for an anonymous visitor. The hook and the settings are
+injected by :func:`gis.app.create_app`; nothing here reads the environment.
+
+Offline: every script, style sheet and font comes from this server (Bokeh's ``/static``, the Panel and
+GeoViews extension folders under ``/static/extensions``), never from a CDN; the UI test asserts that no
+request leaves the machine.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import holoviews as hv
+import panel as pn
+from bokeh.embed.bundle import bundle_for_objs_and_resources
+from bokeh.resources import Resources
+from bokeh.settings import settings as bokeh_settings
+from fastapi import FastAPI
+from panel.io.fastapi import add_applications
+from sqlalchemy import Connection
+
+from dashboards import theme
+from dashboards.explorer import explorer_page
+from gis.security.scope import scoped_connection
+from gis.settings import Settings
+
+
+class PageUser(Protocol):
+    """What a page needs to know about the person looking at it."""
+
+    display_name: str
+    scope: str | None  # ltree path of the territory they may see; None = none at all
+
+
+CurrentUser = Callable[[Any], PageUser | None]  # (Bokeh session request) -> user, or None to refuse
+
+MAP_PATH = "/map"
+PAGE_PATHS = frozenset({MAP_PATH})
+
+
+@contextmanager
+def page_connection(settings: Settings, user: PageUser) -> Iterator[Connection]:
+    """The connection a page reads through: the app role, scoped to the user (row-level security)."""
+    with scoped_connection(settings, user) as conn:
+        yield conn
+
+
+def guarded(build: Callable[[PageUser], pn.viewable.Viewable], current_user: CurrentUser):
+    """A session factory that refuses visitors the hook does not recognise."""
+
+    def factory() -> pn.viewable.Viewable:
+        request = pn.state.curdoc.session_context.request
+        user = current_user(request)
+        if user is None:
+            return theme.login_required_page()
+        if not user.scope:
+            return theme.notice_page("无权限", "没有可查看的辖区", "您的账号尚未分配辖区，请联系管理员。")
+        return build(user)
+
+    return factory
+
+
+def tile_url(settings: Settings) -> str | None:
+    """The basemap tiles, if any: an opt-in external URL, else our own tile folder, else none (offline)."""
+    if settings.tile_url:
+        return settings.tile_url
+    if settings.tile_dir:
+        return "/tiles/{Z}/{X}/{Y}"
+    return None
+
+
+def _serve_resources_locally() -> None:
+    # "server" mode makes Bokeh and Panel point every script and style sheet at this server instead of
+    # a CDN; set it explicitly so a BOKEH_RESOURCES=cdn left in the environment cannot undo it.
+    bokeh_settings.resources.set_value("server")
+    hv.extension("bokeh", logo=False)
+    # bokeh_fastapi mounts /static/extensions/<name> only for extensions Bokeh has already bundled at
+    # mount time (holoviz/panel#4035): bundle every imported model now so GeoViews' script is served.
+    bundle_for_objs_and_resources(None, Resources(mode="server"))
+
+
+def mount_pages(app: FastAPI, settings: Settings, current_user: CurrentUser) -> None:
+    """Mount the dashboards (today the map explorer) on ``app``; ``/`` lands on the map."""
+    _serve_resources_locally()
+
+    def explorer(user: PageUser) -> pn.viewable.Viewable:
+        with page_connection(settings, user) as conn:
+            return explorer_page(conn, user.scope, user_label=user.display_name, tile_url=tile_url(settings))
+
+    add_applications(
+        {MAP_PATH: guarded(explorer, current_user)},
+        app=app,
+        title={MAP_PATH: "地图"},
+        # Signed session ids: a websocket cannot attach to a session it was not handed by a page load.
+        # One secret per process, so sessions do not outlive a restart (Bokeh sessions never do anyway).
+        sign_sessions=True,
+        secret_key=secrets.token_bytes(32),
+    )

@@ -1,0 +1,20 @@
+"""The REST API (``/api/v1``): one module a group of routes, each a router factory taking the settings."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from gis.api import auth, health, people, territory
+from gis.api.deps import CurrentUser
+from gis.settings import Settings
+
+API_PREFIX = "/api/v1"
+
+
+def api_router(settings: Settings, current_user: CurrentUser) -> APIRouter:
+    router = APIRouter(prefix=API_PREFIX)
+    router.include_router(health.router(settings))
+    router.include_router(auth.router(settings))
+    router.include_router(people.router(settings))
+    router.include_router(territory.router(settings, current_user))
+    return router
