@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     tile_dir: Path | None = None
     tile_url: str | None = None
 
+    # 周边重点人员: how near a school a key person's home counts as "near".
+    school_nearby_metres: float = 200
+
     host: str = "127.0.0.1"
     port: int = 8600
     # Production mode refuses demo accounts and requires HTTPS-only cookies.
