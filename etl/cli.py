@@ -9,8 +9,23 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from etl.demo import DEFAULT_SCALE, DEFAULT_SEED, STEPS, DemoLoadError, LoadReport, demo_accounts, load_demo
+from etl.demo_events import load_demo_events
+from etl.demo import (
+    DEFAULT_SCALE,
+    DEFAULT_SEED,
+    STEPS,
+    DemoLoadError,
+    LoadReport,
+    demo_accounts,
+    ensure_demo_accounts,
+    load_demo,
+    loaded_people,
+)
 from gis.settings import Settings
+
+# Each demo case is walked through the real workflow services (about 40 ms a case): 1,000 keep
+# `make demo` quick; `--events 3000` or more for a busier wall.
+DEMO_EVENTS = 1000
 
 demo_app = typer.Typer(help="演示区 南京市鼓楼区 (the demo district)", no_args_is_help=True)
 console = Console()
@@ -20,9 +35,15 @@ console = Console()
 def load(
     scale: int = typer.Option(DEFAULT_SCALE, "--scale", min=100, help="人口数 (people to generate)"),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="随机种子 (same scale and seed, same district)"),
+    events: int = typer.Option(DEMO_EVENTS, "--events", min=0, help="演示事件数 (demo events)"),
+    if_missing: bool = typer.Option(False, "--if-missing", help="已有数据时跳过 (skip if loaded)"),
 ) -> None:
     """生成并加载演示区，替换原有演示数据 (generate and load the demo district, replacing the old one)."""
     settings = Settings()
+    if if_missing and (people := loaded_people(settings)):
+        console.print(f"演示区已加载（{people:,} 人），跳过；重新加载请运行 gridgov demo load "
+                      "(already loaded, skipped)")
+        return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as bar:
         tasks: dict[str, int] = {}
@@ -38,6 +59,17 @@ def load(
             console.print(f"[red]{error}[/red]")
             raise typer.Exit(1) from None
     print_report(report)
+    accounts = ensure_demo_accounts(settings)
+    console.print(f"演示账户已就绪 {len(accounts)} 个：gridgov demo users 查看 (demo accounts ready)")
+    if events:
+        # After the accounts: the events' history names the demo users who acted on them.
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("生成演示事件 (demo events)", total=events)
+            done = load_demo_events(settings, events, seed, progress=lambda step, n, total: bar.update(
+                task, completed=n, total=total))
+        console.print(f"演示事件 {done.n:,} 件，历史 {done.history_rows:,} 条，红黄牌 {done.cards:,} 张，"
+                      f"用时 {done.seconds:.1f} 秒 (demo events loaded)")
 
 
 def print_report(report: LoadReport) -> None:
@@ -61,11 +93,19 @@ def print_report(report: LoadReport) -> None:
 
 
 @demo_app.command("users")
-def users() -> None:
+def users(table: bool = typer.Option(False, "--table", help="以表格显示 (a table instead of JSON)")) -> None:
     """打印演示账户 (JSON) (print the demo accounts as JSON)."""
     try:
         accounts = demo_accounts(Settings())
     except DemoLoadError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from None
-    print(json.dumps(accounts, ensure_ascii=False, indent=2))
+    if not table:
+        print(json.dumps(accounts, ensure_ascii=False, indent=2))
+        return
+    logins = Table(title="演示账户 (demo logins)")
+    for column in ("用户名", "密码", "角色", "姓名", "辖区"):
+        logins.add_column(column, overflow="fold")
+    for a in accounts:
+        logins.add_row(a["username"], a["password"], a["role"], a["name"], a["unit"])
+    console.print(logins)

@@ -31,12 +31,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import psycopg
 from psycopg import sql
+from sqlalchemy import text
 
 from etl import demo_people
 from etl.demo_copy import Nullable, copy_sql, copy_text, ewkb_hex
 from etl.demo_places import Places, Plan, plan_demo, plan_places, round_robin, short_name
 from etl.demo_recipe import load_recipe
-from gis.db import libpq_dsn, owner_url
+from gis.db import libpq_dsn, owner_engine, owner_url
+from gis.security import users
 from gis.settings import Settings
 
 DEFAULT_SCALE = 100_000
@@ -410,3 +412,19 @@ def demo_accounts(settings: Settings) -> list[dict]:
             "unit": unit_name,
         })
     return accounts
+
+
+def ensure_demo_accounts(settings: Settings) -> list[dict]:
+    """Create (or reset) the demo accounts in the users table, scoped to units of the loaded district."""
+    accounts = demo_accounts(settings)
+    with owner_engine(settings).begin() as conn:
+        for account in accounts:
+            users.upsert_user(conn, account["username"], account["password"], account["role"],
+                              account["scope_path"], account["name"], account["department"])
+    return accounts
+
+
+def loaded_people(settings: Settings) -> int:
+    """How many people the database holds (0 when no district has been loaded)."""
+    with owner_engine(settings).connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM person")).scalar_one()

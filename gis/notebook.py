@@ -57,7 +57,7 @@ class Client:
         with scoped_connection(self.settings, self.user) as conn:
             frame = gpd.read_postgis(text(sql), conn, geom_col="geom", params=params, crs=4490)
         for column in spec.pii:
-            frame[column] = frame[column].map(_MASKS.get(column, mask_phone))
+            frame[column] = frame[column].map(_MASKS.get(column, mask_phone), na_action="ignore")
         return frame
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gis.api import auth, health, people, registries, territory
+from gis.api import auth, events, health, people, registries, territory
 from gis.api.deps import CurrentUser
 from gis.settings import Settings
 
@@ -17,5 +17,6 @@ def api_router(settings: Settings, current_user: CurrentUser) -> APIRouter:
     router.include_router(auth.router(settings))
     router.include_router(people.router(settings))
     router.include_router(registries.router(settings))
+    router.include_router(events.router(settings))
     router.include_router(territory.router(settings, current_user))
     return router
