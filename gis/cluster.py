@@ -8,6 +8,7 @@ root, so when we are root every cluster command is run as an unprivileged system
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import shutil
@@ -129,6 +130,15 @@ def up(settings: Settings) -> list[str]:
             f"未找到 PostGIS。请安装: apt-get install {DEBIAN_PACKAGES}，或使用 conda 环境 environment.yml"
             " (PostGIS extension not installed)"
         )
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    # Two commands starting the same cluster at once (a test run beside `make demo`) must not both
+    # run initdb or pg_ctl start: hold a lock file for the whole of `up`.
+    with open(settings.var_dir / "cluster.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _up_locked(settings)
+
+
+def _up_locked(settings: Settings) -> list[str]:
     said = []
     _prepare_dirs(settings)
     if not is_initialised(settings):

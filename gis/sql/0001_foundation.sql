@@ -254,7 +254,9 @@ CREATE TRIGGER person_floating_org_path BEFORE INSERT ON person_floating FOR EAC
 CREATE TRIGGER person_foreign_org_path BEFORE INSERT ON person_foreign FOR EACH ROW
     WHEN (NEW.org_path IS NULL) EXECUTE FUNCTION app.inherit_org_path('person', 'person_id', 'org_path');
 
--- When a row's org_path changes, the rows hanging on it follow.
+-- When a row's org_path changes, the rows hanging on it follow. (The WHEN clauses compare paths as text:
+-- pg_restore runs with an empty search_path, where ltree's own "=" — in schema public — is not found,
+-- and IS DISTINCT FROM cannot be schema-qualified.)
 CREATE FUNCTION app.cascade_org_path() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_TABLE_NAME = 'building' THEN
@@ -278,11 +280,11 @@ BEGIN
 END $$;
 
 CREATE TRIGGER building_org_path_cascade AFTER UPDATE OF org_path ON building FOR EACH ROW
-    WHEN (OLD.org_path IS DISTINCT FROM NEW.org_path) EXECUTE FUNCTION app.cascade_org_path();
+    WHEN (OLD.org_path::text IS DISTINCT FROM NEW.org_path::text) EXECUTE FUNCTION app.cascade_org_path();
 CREATE TRIGGER house_org_path_cascade AFTER UPDATE OF org_path ON house FOR EACH ROW
-    WHEN (OLD.org_path IS DISTINCT FROM NEW.org_path) EXECUTE FUNCTION app.cascade_org_path();
+    WHEN (OLD.org_path::text IS DISTINCT FROM NEW.org_path::text) EXECUTE FUNCTION app.cascade_org_path();
 CREATE TRIGGER person_org_path_cascade AFTER UPDATE OF org_path ON person FOR EACH ROW
-    WHEN (OLD.org_path IS DISTINCT FROM NEW.org_path) EXECUTE FUNCTION app.cascade_org_path();
+    WHEN (OLD.org_path::text IS DISTINCT FROM NEW.org_path::text) EXECUTE FUNCTION app.cascade_org_path();
 -- A new current residence, or a residence whose path changed, moves the person.
 CREATE TRIGGER residence_moves_person AFTER INSERT OR UPDATE OF org_path, until ON residence FOR EACH ROW
     WHEN (NEW.until IS NULL) EXECUTE FUNCTION app.cascade_org_path();
