@@ -125,7 +125,8 @@ def create_app(settings: Settings, current_user: CurrentUser | None = None) -> F
         # A page request without a valid login goes to the login form and comes back afterwards; the
         # page factory checks again for the websocket session, so this is convenience, not the guard.
         if request.method == "GET" and request.url.path in PAGE_PATHS and current_user(request) is None:
-            return RedirectResponse(f"/login?next={quote(request.url.path)}")
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={quote(target, safe='/')}")
         return await call_next(request)
 
     @app.get("/favicon.ico", include_in_schema=False)

@@ -22,7 +22,9 @@ _counter = itertools.count()
 
 
 def settings_for_tests(**overrides) -> Settings:
-    values = dict(database_url=None, var_dir=ROOT / "var" / "test", pg_port=54339, pg_database=TEMPLATE)
+    # The test cluster's port: another checkout's test run on this machine may set its own.
+    port = int(os.environ.get("GRIDGOV_TEST_PG_PORT", "54339"))
+    values = dict(database_url=None, var_dir=ROOT / "var" / "test", pg_port=port, pg_database=TEMPLATE)
     values.update(overrides)
     return Settings(**values)
 
