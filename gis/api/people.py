@@ -76,7 +76,8 @@ class PersonDetail(PersonSummary):
 
 
 class RevealRequest(BaseModel):
-    reason: str = Field(max_length=500, description="查看事由（必填，记入访问日志）")
+    reason: str = Field(min_length=1, max_length=500, pattern=r"\S",
+                        description="查看事由（必填，记入访问日志）")
 
 
 class Revealed(BaseModel):
