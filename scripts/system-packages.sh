@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Makes sure the system packages gridgov needs are present: PostgreSQL 15 + PostGIS 3 (always) and, with
-# --browser, Debian's Chromium and CJK fonts for the browser tests. As root it installs what is missing
+# Makes sure the system packages gridgov needs are present: PostgreSQL 15 + PostGIS 3, and Pango + CJK fonts
+# for printing (WeasyPrint draws the PDFs with them), always; with --browser, Debian's Chromium for the
+# browser tests. As root it installs what is missing
 # from Debian's packages; otherwise it names the packages (and the conda alternative) and stops.
 set -euo pipefail
 
@@ -12,9 +13,13 @@ pg_sharedir=$( (command -v pg_config >/dev/null && pg_config --sharedir) || echo
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing+=(postgresql)
 [ -f "$pg_sharedir/extension/postgis.control" ] || ls /usr/share/postgresql/*/extension/postgis.control \
     >/dev/null 2>&1 || missing+=(postgresql-15-postgis-3)
+# Printing (layers/registry_print.py): WeasyPrint loads Pango by name; Chinese needs a CJK font.
+ldconfig -p 2>/dev/null | grep "libpango-1.0.so.0" >/dev/null || missing+=(libpango-1.0-0)
+ldconfig -p 2>/dev/null | grep "libpangoft2-1.0.so.0" >/dev/null || missing+=(libpangoft2-1.0-0)
+ls /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc >/dev/null 2>&1 || fc-list 2>/dev/null \
+    | grep -i "noto.*cjk" >/dev/null || missing+=(fonts-noto-cjk)
 if [ "$want_browser" = 1 ]; then
   command -v chromium >/dev/null || missing+=(chromium)
-  fc-list 2>/dev/null | grep -qi "noto.*cjk" || missing+=(fonts-noto-cjk)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

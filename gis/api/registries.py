@@ -4,7 +4,9 @@ declarations by one factory (titiler style) -- no registry has routes of its own
 Per registry: ``GET`` the list (its search fields as query parameters, ``sort``, ``limit``/``offset``,
 ``total``), ``GET /export.{csv|xlsx|geojson|gpkg}`` the same list as a file, ``GET /{id}`` one record,
 ``POST`` create, ``PUT /{id}`` update (the fields given, based on ``version``), ``DELETE /{id}`` soft
-delete; special-population registries also ``GET|POST /{id}/visits``; schools ``GET /{id}/nearby``.
+delete; ``GET /print`` the list and ``GET /{id}/print`` one record as an A4 PDF (打印); special-population
+registries also ``GET|POST /{id}/visits``; schools ``GET /{id}/nearby``; grids ``GET /{id}/notice-board``
+(网格服务公示牌).
 Each request is one transaction as the app role scoped to the user (row-level security), masked,
 logged. Refusals carry Chinese messages; invalid input is 422 with ``errors`` per field.
 """
@@ -12,6 +14,7 @@ logged. Refusals carry Chinese messages; invalid input is 422 with ``errors`` pe
 # No `from __future__ import annotations`: FastAPI must evaluate the route signatures.
 import datetime as dt
 import inspect
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -23,7 +26,7 @@ from gis.api.auth import AUTH_RESPONSES, Problem, client_addr, require_user
 from gis.security.scope import scoped_connection
 from gis.security.sessions import CurrentUser
 from gis.settings import Settings
-from layers import registry_export, registry_service
+from layers import registry_export, registry_print, registry_service
 from layers.registries import REGISTRIES
 from layers.registry import Field, Registry
 
@@ -87,6 +90,13 @@ class VisitIn(BaseModel):
     content: Any = PydanticField(None, description="帮扶内容")
     next_due: Any = PydanticField(None, description="下次走访日期")
 
+
+
+def sort_pattern(registry) -> str:
+    """The ``sort`` values a registry accepts, so the OpenAPI document says exactly which: ``id`` or a
+    field that is not sensitive (ordering by an ID or phone number would leak it), optionally ``-``."""
+    names = ["id", *(f.name for f in registry.fields if not f.sensitive)]
+    return rf"^[-+]?({'|'.join(names)})$"
 
 def _camel(key: str) -> str:
     return "".join(part.capitalize() for part in key.split("_"))
@@ -169,8 +179,20 @@ def _refused(error: registry_service.RegistryError) -> JSONResponse:
 
 _ERRORS = {403: {"model": Problem, "description": "无权限"},
            404: {"model": Problem, "description": "不存在或不在辖区内"}}
+_PDF = {200: {"content": {registry_print.MEDIA_TYPE: {}}, "description": "A4 PDF（脱敏）"}}
 _WRITE_ERRORS = {**_ERRORS, 409: {"model": Problem, "description": "记录已被他人修改（版本过期）"},
                  422: {"model": FieldErrors, "description": "填写有误（按字段列出）"}}
+
+
+def photo_dir(settings: Settings) -> FilePath:
+    """Where the grid heads' photos (网格长照片, the grid registry's 照片 field) are kept."""
+    return FilePath(settings.var_dir) / "photos"
+
+
+def _pdf(printed: registry_print.Printed) -> Response:
+    # Shown in the browser's PDF viewer (to print), not saved: "inline".
+    return Response(printed.content, media_type=printed.media_type, headers={
+        **NO_STORE, "Content-Disposition": f'inline; filename="{printed.filename}"'})
 
 
 class RegistryRoutes:
@@ -185,7 +207,9 @@ class RegistryRoutes:
         self.tags = [f"registry: {registry.zh}"]
         self.list()
         self.export()
+        self.print_list()  # before /{record_id}, which would otherwise take "print" for an id
         self.get()
+        self.print_record()
         if registry.crud:
             self.create()
             self.update()
@@ -194,6 +218,8 @@ class RegistryRoutes:
             self.visits()
         if registry.key == "school":
             self.nearby()
+        if registry.key == "grid":
+            self.notice_board()
 
     def _connection(self, user: CurrentUser, request: Request):
         return scoped_connection(self.settings, user, client_addr(request))
@@ -207,7 +233,7 @@ class RegistryRoutes:
                          operation_id=f"list_{registry.key}")
         def list_records(
             user: User, request: Request, response: Response, filters: Filters,
-            sort: Annotated[str | None, Query(max_length=64, pattern=r"^[-+]?[a-z_0-9]+$",
+            sort: Annotated[str | None, Query(pattern=sort_pattern(registry),
                                               description="排序字段，前加 - 为降序")] = None,
             within: Annotated[str | None, Query(pattern=r"^[0-9]{2,15}(\.[0-9]{2,15})*$",
                                                 description="区划路径")] = None,
@@ -237,7 +263,7 @@ class RegistryRoutes:
         def export_records(
             user: User, request: Request, filters: Filters,
             fmt: Annotated[str, Path(pattern="^(csv|xlsx|geojson|gpkg)$", description="格式")],
-            sort: Annotated[str | None, Query(max_length=64, pattern=r"^[-+]?[a-z_0-9]+$")] = None,
+            sort: Annotated[str | None, Query(pattern=sort_pattern(registry))] = None,
             within: Annotated[str | None, Query(pattern=r"^[0-9]{2,15}(\.[0-9]{2,15})*$")] = None,
         ):
             try:
@@ -248,6 +274,54 @@ class RegistryRoutes:
                 return _refused(error)
             return Response(result.content, media_type=result.media_type, headers={
                 **NO_STORE, "Content-Disposition": f'attachment; filename="{result.filename}"'})
+
+    def print_list(self) -> None:
+        registry, User = self.registry, self.User
+        Filters = Annotated[dict, Depends(filters_dependency(registry))]
+
+        @self.routes.get(self.prefix + "/print", tags=self.tags, summary=f"{registry.zh}：打印列表",
+                         response_class=Response, responses={**AUTH_RESPONSES, **_ERRORS, **_PDF},
+                         operation_id=f"print_{registry.key}")
+        def print_records(
+            user: User, request: Request, filters: Filters,
+            sort: Annotated[str | None, Query(pattern=sort_pattern(registry))] = None,
+            within: Annotated[str | None, Query(pattern=r"^[0-9]{2,15}(\.[0-9]{2,15})*$")] = None,
+        ):
+            try:
+                with self._connection(user, request) as conn:
+                    printed = registry_print.print_list(conn, user, registry, filters, sort=sort,
+                                                        within=within)
+            except registry_service.RegistryError as error:
+                return _refused(error)
+            return _pdf(printed)
+
+    def print_record(self) -> None:
+        registry, User = self.registry, self.User
+
+        @self.routes.get(self.prefix + "/{record_id}/print", tags=self.tags, summary=f"{registry.zh}：打印",
+                         response_class=Response, responses={**AUTH_RESPONSES, **_ERRORS, **_PDF},
+                         operation_id=f"print_{registry.key}_record")
+        def print_record(record_id: Annotated[int, Path(ge=1, le=_MAX_ID)], user: User, request: Request):
+            try:
+                with self._connection(user, request) as conn:
+                    printed = registry_print.print_record(conn, user, registry, record_id)
+            except registry_service.RegistryError as error:
+                return _refused(error)
+            return _pdf(printed)
+
+    def notice_board(self) -> None:
+        User, folder = self.User, photo_dir(self.settings)
+
+        @self.routes.get(self.prefix + "/{record_id}/notice-board", tags=self.tags,
+                         summary="网格服务公示牌（打印）", response_class=Response,
+                         responses={**AUTH_RESPONSES, **_ERRORS, **_PDF}, operation_id="grid_notice_board")
+        def notice_board(record_id: Annotated[int, Path(ge=1, le=_MAX_ID)], user: User, request: Request):
+            try:
+                with self._connection(user, request) as conn:
+                    printed = registry_print.print_notice_board(conn, user, record_id, photo_dir=folder)
+            except registry_service.RegistryError as error:
+                return _refused(error)
+            return _pdf(printed)
 
     def get(self) -> None:
         registry, Record, User = self.registry, self.Record, self.User
