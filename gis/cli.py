@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from etl.cli import demo_app
+from etl.load_cli import etl_app
 from gis import backup, cluster, db, migrate
 from gis.registries_cli import registries_app
 from gis.security.cli import audit_app, users_app
@@ -22,6 +23,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 app.add_typer(registries_app, name="registries")
 app.add_typer(demo_app, name="demo")
+app.add_typer(etl_app, name="etl")
 console = Console()
 
 

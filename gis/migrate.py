@@ -43,7 +43,8 @@ def load_code_tables(bind=None) -> int:
             ]
         # Upsert, then drop codes the file no longer has: a rerun with unchanged files changes nothing.
         bind.execute(
-            text("INSERT INTO code_item (table_key, code, name_zh, name_en, sort) VALUES (:t, :c, :zh, :en, :s) "
+            text("INSERT INTO code_item (table_key, code, name_zh, name_en, sort) "
+                 "VALUES (:t, :c, :zh, :en, :s) "
                  "ON CONFLICT (table_key, code) DO UPDATE SET name_zh = EXCLUDED.name_zh, "
                  "name_en = EXCLUDED.name_en, sort = EXCLUDED.sort "
                  "WHERE (code_item.name_zh, code_item.name_en, code_item.sort) "

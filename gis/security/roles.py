@@ -64,8 +64,7 @@ ROLES: dict[str, Role] = {
     for role in [
         # 网格员: collects and updates the registers of their grid, reports and handles events; sees
         # people masked, and of the special populations only those they routinely visit.
-        # The grid head verifies on site that a case was really solved (核查) before it is closed.
-        _role("grid_worker", "网格员", "registry:*:read", "registry:*:write", *_FIELD_WORK, "event:verify",
+        _role("grid_worker", "网格员", "registry:*:read", "registry:*:write", *_FIELD_WORK,
               "special:released_prisoner", "special:community_correction", "special:key_youth"),
         _role("community_staff", "社区工作人员", "registry:*:read", "registry:*:write", "registry:*:export",
               "pii:reveal", "special:*", *_FIELD_WORK, *_REVIEW),

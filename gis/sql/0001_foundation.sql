@@ -279,14 +279,16 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER building_org_path_cascade AFTER UPDATE OF org_path ON building FOR EACH ROW
+-- Plain AFTER UPDATE (no column list): a move through grid_id / building_id / house_id changes org_path
+-- in a BEFORE trigger, and "UPDATE OF org_path" looks only at the statement's own SET list.
+CREATE TRIGGER building_org_path_cascade AFTER UPDATE ON building FOR EACH ROW
     WHEN (OLD.org_path::text IS DISTINCT FROM NEW.org_path::text) EXECUTE FUNCTION app.cascade_org_path();
-CREATE TRIGGER house_org_path_cascade AFTER UPDATE OF org_path ON house FOR EACH ROW
+CREATE TRIGGER house_org_path_cascade AFTER UPDATE ON house FOR EACH ROW
     WHEN (OLD.org_path::text IS DISTINCT FROM NEW.org_path::text) EXECUTE FUNCTION app.cascade_org_path();
-CREATE TRIGGER person_org_path_cascade AFTER UPDATE OF org_path ON person FOR EACH ROW
+CREATE TRIGGER person_org_path_cascade AFTER UPDATE ON person FOR EACH ROW
     WHEN (OLD.org_path::text IS DISTINCT FROM NEW.org_path::text) EXECUTE FUNCTION app.cascade_org_path();
 -- A new current residence, or a residence whose path changed, moves the person.
-CREATE TRIGGER residence_moves_person AFTER INSERT OR UPDATE OF org_path, until ON residence FOR EACH ROW
+CREATE TRIGGER residence_moves_person AFTER INSERT OR UPDATE ON residence FOR EACH ROW
     WHEN (NEW.until IS NULL) EXECUTE FUNCTION app.cascade_org_path();
 
 -- ---------------------------------------------------------------- derived figures (never typed)

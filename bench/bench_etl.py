@@ -1,0 +1,261 @@
+"""The loaders against their anchors, on a scratch database.
+
+    python bench/bench_etl.py boundaries --grids 10000
+    python bench/bench_etl.py register --rows 1000000
+
+``boundaries``: a GBK shapefile (no .cpg, no .prj, CGCS2000 3° Gauss-Krüger CM 120E without the zone
+prefix) of ``--grids`` grid squares in 100-grid communities, loaded by
+
+* the loader (encoding detection, CRS inference, repair, code checks, overlaps/gaps/containment in metres,
+  staging COPY and upsert into territory_unit);
+* ``ogr2ogr`` (Debian's gdal-bin) into a plain table, reprojected, ``--config PG_USE_COPY YES``;
+* ``GeoDataFrame.to_postgis`` after ``read_file`` + ``to_crs``.
+
+``register``: a GBK CSV person register of ``--rows`` rows (ID numbers with valid check digits, addresses
+of houses that exist), loaded by
+
+* the loader (header mapping, validation, duplicate and address matching, COPY + set-based merge);
+* a raw binary ``COPY`` of the same rows as the loader wrote them, into an empty copy of ``person``;
+* ``DataFrame.to_sql`` of the CSV as read by pandas.
+
+Prints rows/s and the ratios. The database is ``gridgov_bench_etl`` on the cluster the environment names
+(``GRIDGOV_VAR_DIR`` / ``GRIDGOV_PG_PORT``; default the embedded one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import psycopg
+import shapely
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from etl.boundaries import BoundaryOptions, load_boundaries  # noqa: E402
+from etl.registers import RegisterOptions, load_register  # noqa: E402
+from gis import cluster, db, migrate  # noqa: E402
+from gis.settings import Settings  # noqa: E402
+from gis.validation import make_id_number  # noqa: E402
+
+GK = 4549
+X0, Y0 = 380_000, 3_540_000  # south-west corner of the bench district in the zone (near 鼓楼区)
+CELL = 100                   # grid squares of 100 m
+
+
+def bench_settings(database: str) -> Settings:
+    settings = Settings().model_copy(update={"pg_database": database})
+    if settings.embedded:
+        cluster.up(settings)
+    migrate.upgrade(settings)
+    return settings
+
+
+def connect(settings: Settings) -> psycopg.Connection:
+    return psycopg.connect(db.libpq_dsn(db.owner_url(settings)), autocommit=True)
+
+
+def reset_territory(conn: psycopg.Connection, communities: int) -> None:
+    """A district, one street and ``communities`` square communities of 10 × 10 grid cells each."""
+    conn.execute("TRUNCATE residence, person_floating, person_foreign, person, house, building, compound, "
+                 "event, territory_unit_version, data_load, territory_unit CASCADE")
+    per_row = 10
+    side = CELL * 10
+    width = per_row * side
+    rows = -(-communities // per_row)
+
+    def box(x, y, w, h) -> str:
+        return (f"ST_Multi(ST_Transform(ST_MakeEnvelope({X0 + x}, {Y0 + y}, {X0 + x + w}, {Y0 + y + h}, "
+                f"{GK}), 4490))")
+
+    conn.execute("INSERT INTO territory_unit (level, code, name) VALUES ('province', '32', '江苏省')")
+    conn.execute("INSERT INTO territory_unit (level, code, name, parent_id) SELECT 'city', '3201', '南京市"
+                 "', id "
+                 "FROM territory_unit WHERE code = '32'")
+    conn.execute(f"INSERT INTO territory_unit (level, code, name, parent_id, boundary) SELECT 'district', "
+                 f"'320106', '鼓楼区', id, {box(0, 0, width, rows * side)} FROM territory_unit WHERE code "
+                 "= '3201'")
+    conn.execute(f"INSERT INTO territory_unit (level, code, name, parent_id, boundary) SELECT 'street', "
+                 f"'320106001', '宁海路街道', id, {box(0, 0, width, rows * side)} FROM territory_unit "
+                 "WHERE code = '320106'")
+    for n in range(communities):
+        cx, cy = (n % per_row) * side, (n // per_row) * side
+        conn.execute("INSERT INTO territory_unit (level, code, name, parent_id, boundary) SELECT "
+                     "'community', "
+                     f"%s, %s, id, {box(cx, cy, side, side)} FROM territory_unit WHERE code = '320106001'",
+                     (f"320106001{n + 1:03d}", f"第{n + 1}社区"))
+
+
+def grid_shapefile(path: Path, communities: int) -> int:
+    names, codes, cells = [], [], []
+    side = CELL * 10
+    for n in range(communities):
+        cx, cy = (n % 10) * side, (n // 10) * side
+        for k in range(100):
+            x, y = cx + (k % 10) * CELL, cy + (k // 10) * CELL
+            names.append(f"第{n + 1}社区第{k + 1}网格")
+            codes.append(f"320106001{n + 1:03d}{k + 1:03d}")
+            cells.append(shapely.box(X0 + x, Y0 + y, X0 + x + CELL, Y0 + y + CELL))
+    frame = gpd.GeoDataFrame({"网格名称": names, "网格编码": codes}, geometry=cells, crs=None)
+    frame.to_file(path, driver="ESRI Shapefile", encoding="GBK")
+    for suffix in (".cpg", ".prj"):
+        path.with_suffix(suffix).unlink(missing_ok=True)
+    return len(frame)
+
+
+def bench_boundaries(settings: Settings, grids: int) -> None:
+    communities = max(1, grids // 100)
+    with tempfile.TemporaryDirectory() as tmp, connect(settings) as conn:
+        shp = Path(tmp) / "grids.shp"
+        n = grid_shapefile(shp, communities)
+        reset_territory(conn, communities)
+        print(f"{n:,} grid polygons, {communities} communities")
+        results = []
+
+        started = time.perf_counter()
+        report = load_boundaries(settings, shp, BoundaryOptions(level="grid"))
+        seconds = time.perf_counter() - started
+        assert report.outcome == "loaded" and report.written["inserted"] == n, (report.outcome, report.errors)
+        results.append(("loader (new grids, checks included)", n / seconds))
+        started = time.perf_counter()
+        report = load_boundaries(settings, shp, BoundaryOptions(level="grid"))
+        results.append(("loader (same file again: nothing changed)", n / (time.perf_counter() - started)))
+
+        dsn = db.libpq_dsn(db.owner_url(settings))
+        started = time.perf_counter()
+        subprocess.run(["ogr2ogr", "-f", "PostgreSQL", f"PG:{dsn}", str(shp), "-nln", "bench_ogr",
+                        "-overwrite", "-s_srs", f"EPSG:{GK}", "-t_srs", "EPSG:4490", "-nlt", "MULTIPOLYGON",
+                        "-lco", "GEOMETRY_NAME=boundary", "-oo", "ENCODING=GB18030",
+                        "--config", "PG_USE_COPY", "YES"], check=True)
+        results.append(("ogr2ogr (PG_USE_COPY)", n / (time.perf_counter() - started)))
+
+        from sqlalchemy import create_engine
+
+        engine = create_engine(db.owner_url(settings))
+        started = time.perf_counter()
+        frame = gpd.read_file(shp, encoding="GB18030").set_crs(GK).to_crs(4490)
+        frame.to_postgis("bench_gpd", engine, if_exists="replace", index=False)
+        results.append(("geopandas read_file + to_postgis", n / (time.perf_counter() - started)))
+        engine.dispose()
+        conn.execute("DROP TABLE IF EXISTS bench_ogr, bench_gpd")
+    _print(results)
+
+
+def register_csv(path: Path, rows: int, houses: list[tuple[str, str, int, str]]) -> None:
+    rng = random.Random(7)
+    ethnic = ["汉族", "01", "回族"]
+    with path.open("w", encoding="gb18030", newline="") as f:
+        f.write("序号,姓名,性别,公民身份号码,手机号,民族,居住地址\n")
+        for i in range(rows):
+            sex = "1" if i % 2 else "2"
+            birth = dt.date(1940, 1, 1) + dt.timedelta(days=i % 25_000)
+            number = make_id_number("320106", birth, i // 25_000 % 999 + 1, sex)
+            compound, building, unit, room = houses[rng.randrange(len(houses))]
+            f.write(f"{i + 1},居民{i},{'男' if sex == '1' else '女'},{number},139{i:08d},{ethnic[i % 3]},"
+                    f"{compound}{building}幢{unit}单元{room}室\n")
+
+
+def reset_houses(conn: psycopg.Connection) -> list[tuple[str, str, int, str]]:
+    reset_territory(conn, 1)
+    conn.execute("INSERT INTO territory_unit (level, code, name, parent_id) SELECT 'grid', "
+                 "'320106001001001', "
+                 "'第1网格', id FROM territory_unit WHERE code = '320106001001'")
+    grid = conn.execute("SELECT id FROM territory_unit WHERE code = '320106001001001'").fetchone()[0]
+    houses = []
+    for c in range(20):
+        compound = conn.execute("INSERT INTO compound (grid_id, name) VALUES (%s, %s) RETURNING id",
+                                (grid, f"第{c + 1}小区")).fetchone()[0]
+        for b in range(1, 21):
+            building = conn.execute(
+                "INSERT INTO building (compound_id, grid_id, name, floors, units, footprint) VALUES "
+                "(%s, %s, %s, 20, 2, ST_MakeEnvelope(118.77, 32.06, 118.7701, 32.0601, 4490)) RETURNING id",
+                (compound, grid, f"{b}幢")).fetchone()[0]
+            with conn.cursor().copy("COPY house (building_id, unit_no, floor, room_no) FROM STDIN") as copy:
+                for unit in (1, 2):
+                    for floor in range(1, 21):
+                        for door in (1, 2):
+                            room = f"{floor}{door:02d}"
+                            copy.write_row((building, unit, floor, f"{unit}-{room}"))
+                            houses.append((f"第{c + 1}小区", str(b), unit, room))
+    conn.execute("ANALYZE")
+    return houses
+
+
+def bench_register(settings: Settings, rows: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp, connect(settings) as conn:
+        houses = reset_houses(conn)
+        path = Path(tmp) / "register.csv"
+        register_csv(path, rows, houses)
+        print(f"{rows:,} register rows, {len(houses):,} houses")
+        results = []
+        started = time.perf_counter()
+        report = load_register(settings, "person", path, RegisterOptions(skip_bad=True))
+        seconds = time.perf_counter() - started
+        assert report.outcome == "loaded", report.errors[:5]
+        written = report.written["people"]
+        print(f"loader: {written:,} written, {len(report.bad_rows):,} refused (duplicate IDs of the "
+              "generator)")
+        results.append(("loader (validation + address matching + merge)", written / seconds))
+
+        data = _binary(conn, "person")
+        conn.execute("DROP TABLE IF EXISTS bench_person")
+        conn.execute("CREATE TABLE bench_person (LIKE person INCLUDING ALL)")
+        started = time.perf_counter()
+        with conn.cursor() as cur, cur.copy("COPY bench_person FROM STDIN (FORMAT binary)") as copy:
+            for start in range(0, len(data), 1 << 20):
+                copy.write(data[start:start + (1 << 20)])
+        results.append(("raw binary COPY of the same person rows (with indexes)",
+                        written / (time.perf_counter() - started)))
+        conn.execute("DROP TABLE bench_person")
+
+        from sqlalchemy import create_engine
+
+        engine = create_engine(db.owner_url(settings))
+        started = time.perf_counter()
+        frame = pd.read_csv(path, encoding="gb18030", dtype=str)
+        frame.to_sql("bench_register", engine, if_exists="replace", index=False, chunksize=10_000)
+        results.append(("pandas read_csv + to_sql", len(frame) / (time.perf_counter() - started)))
+        engine.dispose()
+        conn.execute("DROP TABLE IF EXISTS bench_register")
+    _print(results)
+
+
+def _binary(conn: psycopg.Connection, table: str) -> bytes:
+    out = bytearray()
+    with conn.cursor() as cur, cur.copy(f"COPY {table} TO STDOUT (FORMAT binary)") as copy:
+        for chunk in copy:
+            out += chunk
+    return bytes(out)
+
+
+def _print(results: list[tuple[str, float]]) -> None:
+    mine = results[0][1]
+    print()
+    for label, rate in results:
+        print(f"{label:<58} {rate:>12,.0f} rows/s   {rate / mine:6.2f}× the loader")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("boundaries", "register"))
+    parser.add_argument("--grids", type=int, default=10_000)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--database", default="gridgov_bench_etl")
+    args = parser.parse_args()
+    settings = bench_settings(args.database)
+    if args.what == "boundaries":
+        bench_boundaries(settings, args.grids)
+    else:
+        bench_register(settings, args.rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,699 @@
+"""Boundary files (streets, communities, grids) into the territory tree: read whatever the surveying
+bureau hands over, work out its encoding and CRS, repair and check it, and upsert by code -- keeping the
+old boundary as a dated version and re-attributing buildings, compounds and events (and through the
+org_path triggers their houses and people) to the new grids, all in one transaction.
+
+A load is all-or-nothing: any *error* (bad or duplicate code, no name, unknown parent, a unit wholly
+outside the district, an unreadable CRS) refuses the whole file; *warnings* (overlaps and gaps between
+siblings, a unit partly outside its parent) are reported with their areas and do not block.
+
+>>> guess_field(["OBJECTID", "网格名称", "网格编码", "Shape_Area"], NAME_FIELDS)
+'网格名称'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from collections.abc import Callable
+
+import numpy as np
+import psycopg
+import pyogrio
+import shapely
+from pyproj import CRS as ProjCRS
+from pyproj import Transformer
+
+from etl.encoding import shapefile_encoding
+from gis import crs as gcrs
+from gis import db
+from gis.settings import Settings
+
+LEVELS = ("street", "community", "grid")
+PARENT_LEVEL = {"street": "district", "community": "street", "grid": "community"}
+# Codes extend their parent's: district 6 digits, street 9, community 12, grid 15 (as the demo and
+# GB/T 10114's 12-digit village codes do, with 3 more for the grid).
+CODE_LENGTH = {"district": 6, "street": 9, "community": 12, "grid": 15}
+
+NAME_FIELDS = ("网格名称", "社区名称", "街道名称", "名称", "网格名", "单元名称", "name", "mc", "wgmc", "sqmc",
+               "jdmc", "xzqmc", "label", "title")
+CODE_FIELDS = ("网格编码", "网格代码", "社区编码", "社区代码", "街道编码", "街道代码", "编码", "代码", "编号",
+               "code", "bm", "dm", "wgbm", "wgdm", "sqdm", "xzqdm", "id_code")
+
+# Tolerances, stated in the report: a unit may stick out of its parent by this many metres (surveys of
+# different origin never match edge for edge), and overlaps and gaps smaller than this area are noise.
+PARENT_TOLERANCE_M = 5.0
+AREA_TOLERANCE_M2 = 1.0
+
+Progress = Callable[[str], None]
+
+
+class BoundaryLoadError(RuntimeError):
+    """The file cannot be loaded at all (unreadable, no usable CRS); the message says what to do."""
+
+
+@dataclass
+class BoundaryOptions:
+    level: str
+    parent_code: str | None = None
+    name_field: str | None = None
+    code_field: str | None = None
+    # "gcj02" (an Amap/Tencent export), "bd09", or any CRS pyproj understands ("EPSG:4549").
+    source_crs: str | None = None
+    dry_run: bool = False
+    parent_tolerance_m: float = PARENT_TOLERANCE_M
+    area_tolerance_m2: float = AREA_TOLERANCE_M2
+    valid_from: dt.date | None = None
+    user_id: int | None = None
+    username: str | None = None
+
+
+@dataclass
+class BoundaryReport:
+    file: str
+    level: str
+    outcome: str = "refused"
+    driver: str | None = None
+    layer: str | None = None
+    features: int = 0
+    encoding: dict = field(default_factory=dict)
+    crs: dict = field(default_factory=dict)
+    fields: dict = field(default_factory=dict)
+    preview: list = field(default_factory=list)
+    tolerances: dict = field(default_factory=dict)
+    repaired: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+    overlaps: list = field(default_factory=list)
+    gaps: list = field(default_factory=list)
+    outside_parent: list = field(default_factory=list)
+    outside_district: list = field(default_factory=list)
+    written: dict = field(default_factory=dict)
+    moved: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    load_id: int | None = None
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+    def to_json(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.as_dict(), ensure_ascii=False, indent=2, default=str),
+                              encoding="utf-8")
+
+
+# ---------------------------------------------------------------- reading
+@dataclass
+class Source:
+    path: Path           # what GDAL opens
+    driver: str
+    layer: str | None
+    encoding: str | None
+    encoding_why: str
+
+
+def _open_source(path: Path, workdir: Path) -> Source:
+    path = Path(path)
+    if not path.exists():
+        raise BoundaryLoadError(f"找不到文件 {path} (file not found)")
+    if path.suffix.lower() == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            # Chinese names in zips from Windows are GBK with no UTF-8 flag; zipfile gives them as cp437.
+            for info in archive.infolist():
+                name = info.filename
+                if not info.flag_bits & 0x800:
+                    try:
+                        name = name.encode("cp437").decode("gb18030")
+                    except (UnicodeEncodeError, UnicodeDecodeError):
+                        pass
+                target = workdir / Path(name).name
+                if info.is_dir() or not Path(name).name:
+                    continue
+                target.write_bytes(archive.read(info))
+        inner = sorted(p for p in workdir.iterdir()
+                       if p.suffix.lower() in (".shp", ".gpkg", ".geojson", ".json", ".kml"))
+        if not inner:
+            raise BoundaryLoadError("压缩包中没有 .shp / .gpkg / .geojson / .kml 文件 (no boundary file "
+                                    "in the zip)")
+        path = inner[0]
+    suffix = path.suffix.lower()
+    if suffix == ".shp":
+        encoding, why = shapefile_encoding(path)
+        return Source(path, "ESRI Shapefile", None, encoding, why)
+    drivers = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".kml": "KML"}
+    if suffix not in drivers:
+        raise BoundaryLoadError(f"不支持的文件类型 {suffix}，请提供 Shapefile(.shp/.zip)、GeoPackage、"
+                                "GeoJSON 或 KML "
+                                "(unsupported file type)")
+    layers = pyogrio.list_layers(path)
+    polygon_layers = [name for name, kind in layers if kind and "Polygon" in str(kind)]
+    layer = (polygon_layers or [layers[0][0]])[0] if len(layers) else None
+    return Source(path, drivers[suffix], layer, None, "格式本身为 UTF-8 (the format is UTF-8)")
+
+
+def read_features(source: Source):
+    kwargs = {"encoding": source.encoding} if source.encoding else {}
+    if source.layer is not None:
+        kwargs["layer"] = source.layer
+    try:
+        return pyogrio.read_dataframe(source.path, **kwargs)
+    except Exception as error:  # noqa: BLE001 - GDAL raises many kinds; the user needs the message
+        raise BoundaryLoadError(f"无法读取文件 {source.path.name}：{error} (could not read the "
+                                "file)") from error
+
+
+def guess_field(columns, candidates) -> str | None:
+    """The first column matching one of ``candidates`` (case-insensitive), exact names before contained
+    ones (网格名称 before 所属社区名称)."""
+    lowered = {c.lower(): c for c in columns}
+    for candidate in candidates:
+        if candidate.lower() in lowered:
+            return lowered[candidate.lower()]
+    for candidate in candidates:
+        if len(candidate) >= 2 and not candidate.isascii():
+            for column in columns:
+                if candidate in column:
+                    return column
+    return None
+
+
+# ---------------------------------------------------------------- CRS
+def _coordinates(geoms) -> np.ndarray:
+    coords = shapely.get_coordinates(geoms)
+    return coords[np.isfinite(coords).all(axis=1)]
+
+
+def _transform_geoms(geoms, source_epsg: int | str):
+    transformer = Transformer.from_crs(ProjCRS.from_user_input(source_epsg), gcrs.STORE_EPSG, always_xy=True)
+    return shapely.transform(geoms, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
+
+
+def _distance_deg(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return math.hypot((a[0] - b[0]) * math.cos(math.radians(b[1])), a[1] - b[1])
+
+
+def infer_crs(geoms, declared, hint) -> tuple[str, str]:
+    """``(crs, why)``: the CRS to read ``geoms`` in, from the file's declaration or their coordinates.
+
+    ``declared`` is the CRS the file states (its .prj), or None; ``hint`` is a polygon in EPSG:4490 where
+    the data ought to be (its parent, or the district), or None. Raises :class:`BoundaryLoadError` when
+    the coordinates fit nothing."""
+    if declared is not None:
+        return declared, "由文件声明 (.prj 或格式自带) (declared by the file)"
+    coords = _coordinates(geoms)
+    if not len(coords):
+        raise BoundaryLoadError("文件中没有有效坐标 (no coordinates in the file)")
+    x, y = np.median(coords[:, 0]), np.median(coords[:, 1])
+    if 73 <= x <= 136 and 3 <= y <= 54:
+        return "EPSG:4490", ("未声明坐标系，坐标为中国范围内的经纬度，按 CGCS2000 经纬度读取 "
+                             "(lon/lat in China)")
+    if 73 <= y <= 136 and 3 <= x <= 54:
+        raise BoundaryLoadError("坐标看起来是经纬度但顺序颠倒（纬度在前），请转换后再导入 (lat/lon swapped)")
+    if not (2_000_000 <= y <= 6_500_000):
+        raise BoundaryLoadError(f"无法识别坐标系：纵坐标 {y:.0f} 不在中国的高斯-克吕格北坐标范围内，请用 "
+                                "--crs 指定 "
+                                "(unrecognised coordinates; pass --crs)")
+    prefixed = gcrs.prefixed_zone_epsg(x)
+    if prefixed is not None:
+        name = ProjCRS.from_epsg(prefixed).name
+        zone = int(x // 1_000_000)
+        return f"EPSG:{prefixed}", (f"未声明坐标系，横坐标 {x:.0f} 带带号 {zone}，判定为 {name} "
+                                    "(zone number in the easting)")
+    if not (100_000 <= x <= 900_000):
+        raise BoundaryLoadError(f"无法识别坐标系：横坐标 {x:.0f} 既不带带号也不在 500000 附近，请用 --crs "
+                                "指定 "
+                                "(unrecognised easting; pass --crs)")
+    if hint is None:
+        raise BoundaryLoadError("坐标为不带带号的高斯-克吕格投影，但库中没有上级或本区的边界可据以判断中央"
+                                "经线，"
+                                "请用 --crs 指定 (e.g. --crs EPSG:4549) (no boundary to choose the zone by)")
+    target = shapely.centroid(hint)
+    target_xy = (target.x, target.y)
+    sample = shapely.points(coords[:: max(1, len(coords) // 200)])
+    best = None
+    for epsg in gcrs.unprefixed_candidates(target.x):
+        lonlat = _coordinates(_transform_geoms(sample, epsg))
+        centre = (float(np.median(lonlat[:, 0])), float(np.median(lonlat[:, 1])))
+        distance = _distance_deg(centre, target_xy)
+        if best is None or distance < best[1] - 1e-9:
+            best = (epsg, distance)
+    epsg, distance = best
+    km = distance * 111.3
+    if km > 100:
+        raise BoundaryLoadError(f"按附近各投影带换算，数据中心离本区仍有 {km:.0f} 公里，无法判定坐标系，请"
+                                "用 --crs 指定 "
+                                "(no zone puts the data near the district)")
+    name = ProjCRS.from_epsg(epsg).name
+    return f"EPSG:{epsg}", ("未声明坐标系，横坐标以 500000 为中心（不带带号），"
+                            f"按上级/本区位置选中央经线：{name}，"
+                            f"换算后数据中心距上级中心 {km:.1f} 公里 (unprefixed; zone chosen by the "
+                            "district)")
+
+
+def to_store_crs(geoms, source_crs: str):
+    """``geoms`` in EPSG:4490; ``source_crs`` may be ``gcj02`` / ``bd09`` or anything pyproj reads."""
+    if source_crs in ("gcj02", "bd09"):
+        if source_crs == "bd09":
+            def undo(xy):
+                return np.array([gcrs._bd09_to_gcj02(lon, lat) for lon, lat in xy])
+            geoms = shapely.transform(geoms, undo)
+        return shapely.transform(geoms, gcrs.gcj02_to_wgs84_array)
+    if ProjCRS.from_user_input(source_crs).equals(ProjCRS.from_epsg(gcrs.STORE_EPSG)):
+        return geoms
+    return _transform_geoms(geoms, source_crs)
+
+
+# ---------------------------------------------------------------- repair
+def as_multipolygon(geom):
+    """The polygonal part of ``geom`` as a MultiPolygon (None when there is none)."""
+    if geom is None or geom.is_empty:
+        return None
+    parts = [g for g in shapely.get_parts(geom) if g.geom_type in ("Polygon", "MultiPolygon")]
+    polys = []
+    for part in parts:
+        polys.extend(shapely.get_parts(part) if part.geom_type == "MultiPolygon" else [part])
+    polys = [p for p in polys if not p.is_empty and p.area > 0]
+    return shapely.MultiPolygon(polys) if polys else None
+
+
+def repair(geoms, labels) -> tuple[list, list[dict]]:
+    """make_valid every invalid geometry (as MultiPolygons); returns the geometries and what was fixed."""
+    geoms = np.asarray(geoms, dtype=object)
+    present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    invalid = present & ~shapely.is_valid(geoms)
+    repaired = []
+    for k in np.flatnonzero(invalid):
+        repaired.append({**labels[k], "reason": shapely.is_valid_reason(geoms[k])})
+        geoms[k] = shapely.make_valid(geoms[k])
+    out = np.full(len(geoms), None, dtype=object)
+    kinds = shapely.get_type_id(geoms)
+    # The usual case in one call: a valid Polygon becomes a MultiPolygon of one part.
+    simple = present & ~invalid & (kinds == shapely.GeometryType.POLYGON)
+    if simple.any():
+        idx = np.flatnonzero(simple)
+        out[idx] = shapely.multipolygons(geoms[idx], indices=np.arange(len(idx)))
+    for k in np.flatnonzero(present & ~simple):
+        out[k] = as_multipolygon(geoms[k])
+    return list(out), repaired
+
+
+# ---------------------------------------------------------------- checks (in metres)
+def _metric(geoms, epsg: int):
+    transformer = Transformer.from_crs(gcrs.STORE_EPSG, epsg, always_xy=True)
+    return shapely.transform(np.asarray(geoms, dtype=object),
+                             lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
+
+
+def _point(geom_metric, back: Transformer) -> list[float]:
+    p = shapely.point_on_surface(geom_metric)
+    lon, lat = back.transform(p.x, p.y)
+    return [round(lon, 6), round(lat, 6)]
+
+
+def check_geometry(units: list[dict], siblings: list[dict], parents: dict[str, object], district,
+                   options: BoundaryOptions, report: BoundaryReport) -> None:
+    """Overlaps and gaps between siblings, units sticking out of their parent or of the district.
+
+    ``units``: the file's units (code, name, parent_code, geom in 4490); ``siblings``: the existing units
+    under the same parents that the file does not replace; ``parents``: parent code → boundary (4490)."""
+    everything = [u for u in units if u["geom"] is not None] + siblings
+    if not everything:
+        return
+    centre = shapely.centroid(shapely.union_all([u["geom"].envelope for u in everything]))
+    epsg = gcrs.local_metric_epsg(centre.x)
+    back = Transformer.from_crs(epsg, gcrs.STORE_EPSG, always_xy=True)
+    metric = _metric([u["geom"] for u in everything], epsg)
+    shapely.prepare(metric)
+    tol_area = options.area_tolerance_m2
+    n_file = sum(1 for u in units if u["geom"] is not None)
+
+    tree = shapely.STRtree(metric)
+    left, right = tree.query(metric, predicate="intersects")
+    # Each pair once; two existing units are not this file's business.
+    keep = (left < right) & (left < n_file)
+    left, right = left[keep], right[keep]
+    # Neighbours share edges; only pairs whose interiors meet in an area are intersected (5x cheaper).
+    areal = shapely.relate_pattern(metric[left], metric[right], "2********")
+    left, right = left[areal], right[areal]
+    overlaps = shapely.intersection(metric[left], metric[right])
+    overlap_area = shapely.area(overlaps)
+    overlap_by_parent: dict[str, float] = {}
+    for i, j, geom, area in zip(left, right, overlaps, overlap_area, strict=True):
+        if area > tol_area:
+            a, b = everything[i], everything[j]
+            report.overlaps.append({"a": a["code"], "a_name": a["name"], "b": b["code"], "b_name": b["name"],
+                                    "area_m2": round(float(area), 1), "at": _point(geom, back)})
+        parent_code = everything[i]["parent_code"]
+        if parent_code == everything[j]["parent_code"]:
+            overlap_by_parent[parent_code] = overlap_by_parent.get(parent_code, 0.0) + float(area)
+
+    by_parent: dict[str, list[int]] = {}
+    for k, unit in enumerate(everything):
+        by_parent.setdefault(unit["parent_code"], []).append(k)
+    parent_codes = [c for c in by_parent if parents.get(c) is not None]
+    parent_metric = dict(zip(parent_codes, _metric([parents[c] for c in parent_codes], epsg), strict=True))
+    for code, members in by_parent.items():
+        parent = parent_metric.get(code)
+        if parent is None:
+            continue
+        members = np.asarray(members)
+        children = metric[members]
+        grown = shapely.buffer(parent, options.parent_tolerance_m)
+        shapely.prepare(grown)
+        shapely.prepare(parent)
+        inside = shapely.contains(parent, children)
+        covered_area = shapely.area(children[inside]).sum() + shapely.area(
+            shapely.intersection(children[~inside], parent)).sum()
+        # Uncovered area by arithmetic first; the union (slow for thousands of units) only when there is some.
+        if shapely.area(parent) - covered_area + overlap_by_parent.get(code, 0.0) > tol_area:
+            for piece in shapely.get_parts(shapely.difference(parent, shapely.union_all(children))):
+                area = shapely.area(piece)
+                # A sliver thinner than the tolerance is a digitising difference, not a gap.
+                if area > tol_area and not shapely.buffer(piece, -options.parent_tolerance_m / 2).is_empty:
+                    report.gaps.append({"parent": code, "area_m2": round(float(area), 1),
+                                        "at": _point(piece, back)})
+        suspects = members[(members < n_file) & ~inside & ~shapely.contains(grown, children)]
+        outside_areas = shapely.area(shapely.difference(metric[suspects], grown))
+        for k, outside in zip(suspects, outside_areas, strict=True):
+            if outside > tol_area:
+                unit = everything[k]
+                report.outside_parent.append({"code": unit["code"], "name": unit["name"], "parent": code,
+                                              "area_m2": round(float(outside), 1)})
+    if district is not None:
+        district_metric = shapely.buffer(_metric([district], epsg)[0], options.parent_tolerance_m)
+        shapely.prepare(district_metric)
+        own = metric[:n_file]
+        suspects = np.flatnonzero(~shapely.contains(district_metric, own))
+        outside_areas = shapely.area(shapely.difference(own[suspects], district_metric))
+        for k, outside in zip(suspects, outside_areas, strict=True):
+            if outside <= tol_area:
+                continue
+            unit = everything[k]
+            whole = not shapely.intersects(metric[k], district_metric)
+            entry = {"code": unit["code"], "name": unit["name"], "area_m2": round(float(outside), 1),
+                     "whole": whole}
+            report.outside_district.append(entry)
+            if whole:
+                report.errors.append({"row": unit["row"], "code": unit["code"], "kind": "outside_district",
+                                      "message": "整个单元都在本区范围之外，请检查坐标系 "
+                                                 "(wholly outside the district)"})
+
+
+def check_codes(units: list[dict], options: BoundaryOptions, known_parents: set[str],
+                report: BoundaryReport) -> None:
+    length = CODE_LENGTH[options.level]
+    seen: dict[str, int] = {}
+    for unit in units:
+        code, row = unit["code"], unit["row"]
+
+        def error(kind: str, message: str, code=code, row=row) -> None:
+            report.errors.append({"row": row, "code": code, "kind": kind, "message": message})
+
+        if not unit["name"]:
+            error("missing_name", "缺少名称 (no name)")
+        if not code:
+            error("missing_code", "缺少编码 (no code)")
+            continue
+        if not re.fullmatch(r"[0-9]+", code) or len(code) != length:
+            error("malformed_code", f"编码 {code} 格式不对：{options.level} 级编码应为 {length} 位数字 "
+                                    f"(expected {length} digits)")
+            continue
+        if code in seen:
+            error("duplicate_code", f"编码 {code} 与第 {seen[code]} 行重复 (duplicate code)")
+            continue
+        seen[code] = row
+        if options.parent_code and not code.startswith(options.parent_code):
+            error("code_not_under_parent", f"编码 {code} 不以上级编码 {options.parent_code} 开头 "
+                                           "(code does not extend the parent's)")
+        elif unit["parent_code"] not in known_parents:
+            error("unknown_parent", f"上级单元 {unit['parent_code']} 不存在，请先导入上级边界 "
+                                    "(parent not found)")
+        if unit["geom"] is None:
+            error("empty_geometry", "几何为空或不是面 (no polygon)")
+
+
+# ---------------------------------------------------------------- the load
+def load_boundaries(settings: Settings, path: Path, options: BoundaryOptions,
+                    progress: Progress | None = None) -> BoundaryReport:
+    """Read, check and (unless refused or a dry run) upsert the units of ``path``; returns the report."""
+    say = progress or (lambda message: None)
+    if options.level not in LEVELS:
+        raise BoundaryLoadError(f"层级应为 {' / '.join(LEVELS)} 之一 (unknown level {options.level})")
+    started = time.perf_counter()
+    report = BoundaryReport(file=Path(path).name, level=options.level)
+    report.tolerances = {"parent_m": options.parent_tolerance_m, "area_m2": options.area_tolerance_m2}
+    with tempfile.TemporaryDirectory(prefix="gridgov-bnd-") as tmp:
+        say("读取文件 (reading)")
+        source = _open_source(Path(path), Path(tmp))
+        frame = read_features(source)
+    report.driver, report.layer, report.features = source.driver, source.layer, len(frame)
+    report.encoding = {"used": source.encoding or "UTF-8", "why": source.encoding_why}
+
+    columns = [c for c in frame.columns if c != "geometry"]
+    name_col = options.name_field or guess_field(columns, NAME_FIELDS)
+    code_col = options.code_field or guess_field(columns, CODE_FIELDS)
+    report.fields = {"name": name_col, "code": code_col, "columns": columns,
+                     "unused": [c for c in columns if c not in (name_col, code_col)]}
+    for wanted, column, flag in (("名称", name_col, "--name-field"), ("编码", code_col, "--code-field")):
+        if column is None or column not in frame.columns:
+            raise BoundaryLoadError(f"找不到{wanted}字段（现有字段：{', '.join(columns)}），请用 {flag} 指定 "
+                                    f"(no {wanted} column; name it with {flag})")
+
+    def text_of(value) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return ""
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # a code stored as a DBF number
+        return str(value).strip()
+
+    names = [text_of(v) for v in frame[name_col]]
+    codes = [text_of(v) for v in frame[code_col]]
+    labels = [{"row": i + 1, "code": c, "name": n} for i, (c, n) in enumerate(zip(codes, names, strict=True))]
+    report.preview = labels[:10]
+
+    parent_len = CODE_LENGTH[PARENT_LEVEL[options.level]]
+    parent_of = [options.parent_code or (c[:parent_len] if len(c) > parent_len else "") for c in codes]
+
+    # A connection of its own in autocommit: every write below is in an explicit transaction block.
+    with psycopg.connect(db.libpq_dsn(db.owner_url(settings)), autocommit=True) as conn:
+        parents = _units_by_code(conn, set(parent_of) - {""})
+        district_code = (options.parent_code or next((c for c in codes if len(c) >= 6), ""))[:6]
+        district = _units_by_code(conn, {district_code}).get(district_code)
+        parent_shapes = (parents[c]["geom"] for c in parent_of if c in parents)
+        hint = (next((g for g in parent_shapes if g is not None), None)
+                or (district["geom"] if district else None) or _any_district_boundary(conn))
+
+        declared = frame.crs.to_string() if frame.crs is not None else None
+        if options.source_crs:
+            source_crs, why = options.source_crs, "由用户指定 (declared by the user)"
+            if options.source_crs in ("gcj02", "bd09"):
+                why = (f"由用户指定为 {options.source_crs.upper()}（火星坐标），已纠偏到 CGCS2000 "
+                       "(declared by the user)")
+        else:
+            source_crs, why = infer_crs(frame.geometry.values, declared, hint)
+        report.crs = {"source": source_crs, "why": why, "stored": f"EPSG:{gcrs.STORE_EPSG}"}
+        if source_crs not in ("gcj02", "bd09"):
+            report.crs["name"] = ProjCRS.from_user_input(source_crs).name
+
+        say("坐标转换与几何修复 (reprojecting, repairing)")
+        geoms = to_store_crs(np.asarray(frame.geometry.values, dtype=object), source_crs)
+        geoms, report.repaired = repair(list(geoms), labels)
+        units = [{"row": i + 1, "code": c, "name": n, "parent_code": p, "geom": g}
+                 for i, (c, n, p, g) in enumerate(zip(codes, names, parent_of, geoms, strict=False))]
+
+        say("检查编码与拓扑 (checking)")
+        check_codes(units, options, set(parents), report)
+        siblings = _siblings(conn, options.level, set(parents), {u["code"] for u in units})
+        check_geometry(units, siblings, {c: p["geom"] for c, p in parents.items()},
+                       district["geom"] if district else None, options, report)
+
+        if report.errors:
+            report.outcome = "refused"
+        else:
+            say("写入数据库 (writing)")
+            try:
+                with conn.transaction():
+                    load_id = _record_load(conn, report, options, parents, district_code)
+                    report.written = _upsert(conn, units, parents, options, load_id)
+                    if options.level == "grid" and report.written["changed_ids"]:
+                        report.moved = reattribute(conn, report.written["changed_ids"])
+                    report.written.pop("changed_ids")
+                    report.outcome = "dry_run" if options.dry_run else "loaded"
+                    report.seconds = round(time.perf_counter() - started, 3)
+                    _finish_load(conn, load_id, report)
+                    if options.dry_run:
+                        raise _DryRun
+                report.load_id = load_id
+            except _DryRun:
+                pass
+        report.seconds = round(time.perf_counter() - started, 3)
+        if report.outcome != "loaded":
+            # The refusal (or rehearsal) itself is part of the history of loads.
+            with conn.transaction():
+                load_id = _record_load(conn, report, options, parents, district_code)
+                _finish_load(conn, load_id, report)
+                report.load_id = load_id
+    return report
+
+
+class _DryRun(Exception):
+    """Raised inside the load's transaction to roll back a rehearsal."""
+
+
+def _units_by_code(conn, codes: set[str]) -> dict[str, dict]:
+    if not codes:
+        return {}
+    rows = conn.execute(
+        "SELECT code, id, path::text, level, ST_AsBinary(boundary) FROM territory_unit "
+        "WHERE code = ANY(%s) AND deleted_at IS NULL", (list(codes),)).fetchall()
+    return {code: {"id": id_, "path": path, "level": level,
+                   "geom": shapely.from_wkb(wkb) if wkb is not None else None}
+            for code, id_, path, level, wkb in rows}
+
+
+def _any_district_boundary(conn):
+    row = conn.execute("SELECT ST_AsBinary(boundary) FROM territory_unit WHERE level = 'district' "
+                       "AND boundary IS NOT NULL AND deleted_at IS NULL ORDER BY id LIMIT 1").fetchone()
+    return shapely.from_wkb(row[0]) if row else None
+
+
+def _siblings(conn, level: str, parent_codes: set[str], file_codes: set[str]) -> list[dict]:
+    if not parent_codes:
+        return []
+    rows = conn.execute(
+        "SELECT u.code, u.name, p.code, ST_AsBinary(u.boundary) FROM territory_unit u "
+        "JOIN territory_unit p ON p.id = u.parent_id "
+        "WHERE u.level = %s AND p.code = ANY(%s) AND NOT u.code = ANY(%s) AND u.boundary IS NOT NULL "
+        "AND u.deleted_at IS NULL", (level, list(parent_codes), list(file_codes))).fetchall()
+    return [{"code": c, "name": n, "parent_code": p, "geom": shapely.from_wkb(w), "row": None}
+            for c, n, p, w in rows]
+
+
+def _record_load(conn, report: BoundaryReport, options: BoundaryOptions, parents: dict,
+                 district_code: str) -> int:
+    # Filed under the one parent the load was for, else under the district.
+    if len(parents) == 1:
+        path = next(iter(parents.values()))["path"]
+    else:
+        row = conn.execute("SELECT path::text FROM territory_unit WHERE code = "
+                           "%s", (district_code,)).fetchone()
+        path = row[0] if row else None
+    return conn.execute(
+        "INSERT INTO data_load (kind, target, file_name, user_id, username, outcome, rows_read, org_path, "
+        "district_code) VALUES ('boundaries', %s, %s, %s, %s, 'failed', %s, %s::ltree, %s) RETURNING id",
+        (options.level, report.file, options.user_id, options.username, report.features,
+         path or district_code or "0", district_code or None)).fetchone()[0]
+
+
+def _finish_load(conn, load_id: int, report: BoundaryReport) -> None:
+    written = report.written or {}
+    conn.execute(
+        "UPDATE data_load SET outcome = %s, finished_at = clock_timestamp(), rows_written = %s, rows_bad "
+        "= %s, "
+        "report = %s::jsonb WHERE id = %s",
+        (report.outcome, written.get("inserted", 0) + written.get("updated", 0),
+         len({e["row"] for e in report.errors}),
+         json.dumps(report.as_dict(), ensure_ascii=False, default=str), load_id))
+
+
+def _upsert(conn, units: list[dict], parents: dict, options: BoundaryOptions, load_id: int) -> dict:
+    """Stage the units by COPY, then keep old versions, update changed units and insert new ones."""
+    valid_from = options.valid_from or dt.date.today()
+    conn.execute("CREATE TEMP TABLE boundary_stage (code text PRIMARY KEY, name text, parent_id bigint, "
+                 "boundary geometry(MultiPolygon, 4490)) ON COMMIT DROP")
+    with conn.cursor().copy("COPY boundary_stage (code, name, parent_id, boundary) FROM STDIN") as copy:
+        for unit in units:
+            copy.write_row((unit["code"], unit["name"], parents[unit["parent_code"]]["id"],
+                            shapely.to_wkb(shapely.set_srid(unit["geom"], gcrs.STORE_EPSG), hex=True,
+                                           include_srid=True)))
+    conn.execute("ANALYZE boundary_stage")
+    # Units whose boundary or name changed: keep what they were, dated up to the day before.
+    changed = conn.execute(
+        "SELECT u.id FROM territory_unit u JOIN boundary_stage s USING (code) "
+        "WHERE u.level = %s AND (u.name IS DISTINCT FROM s.name OR u.boundary IS NULL "
+        "OR NOT ST_Equals(u.boundary, s.boundary))", (options.level,)).fetchall()
+    changed_ids = [r[0] for r in changed]
+    versions = conn.execute(
+        "INSERT INTO territory_unit_version (unit_id, level, code, name, boundary, valid_from, valid_to, "
+        "load_id, "
+        "org_path, district_code) SELECT id, level, code, name, boundary, valid_from, "
+        "greatest(valid_from, %s::date - 1), %s, org_path, district_code FROM territory_unit "
+        "WHERE id = ANY(%s) AND boundary IS NOT NULL", (valid_from, load_id, changed_ids)).rowcount
+    wrong_level = conn.execute(
+        "SELECT u.code, u.level FROM territory_unit u JOIN boundary_stage s USING (code) WHERE u.level <> %s",
+        (options.level,)).fetchall()
+    if wrong_level:
+        raise BoundaryLoadError("以下编码已用于其他层级的单元"
+                                "：" + "，".join(f"{c}({lv})" for c, lv in wrong_level)
+                                + " (codes already used at another level)")
+    updated = conn.execute(
+        "UPDATE territory_unit u SET name = s.name, boundary = s.boundary, valid_from = %s, "
+        "updated_at = now(), version = u.version + 1 FROM boundary_stage s "
+        "WHERE u.code = s.code AND u.id = ANY(%s)", (valid_from, changed_ids)).rowcount
+    inserted = conn.execute(
+        "INSERT INTO territory_unit (level, code, name, parent_id, boundary, valid_from) "
+        "SELECT %s, s.code, s.name, s.parent_id, s.boundary, %s FROM boundary_stage s "
+        "WHERE NOT EXISTS (SELECT 1 FROM territory_unit u WHERE u.code = s.code) RETURNING id",
+        (options.level, valid_from)).fetchall()
+    new_ids = [r[0] for r in inserted]
+    return {"inserted": len(new_ids), "updated": updated, "unchanged": len(units) - len(new_ids) - updated,
+            "versions_kept": versions, "changed_ids": changed_ids + new_ids}
+
+
+def reattribute(conn, grid_ids: list[int]) -> dict:
+    """Move buildings, compounds and events to the grid their location now falls in.
+
+    Only things touching the changed grids are looked at: those inside one of them now, or attributed to
+    one before. Houses, residences and people follow their building through the org_path triggers."""
+    conn.execute("CREATE TEMP TABLE changed_grid ON COMMIT DROP AS SELECT id, boundary FROM territory_unit "
+                 "WHERE id = ANY(%s)", (grid_ids,))
+    conn.execute("CREATE INDEX ON changed_grid USING gist (boundary)")
+    conn.execute("ANALYZE changed_grid")
+    locate = ("(SELECT g.id FROM territory_unit g WHERE g.level = 'grid' AND g.deleted_at IS NULL "
+              "AND g.boundary IS NOT NULL AND ST_Intersects(g.boundary, {point}) ORDER BY g.id LIMIT 1)")
+
+    def moves(table: str, geom: str) -> str:
+        point = f"ST_PointOnSurface(t.{geom})" if geom != "location" else "t.location"
+        return (f"CREATE TEMP TABLE moved_{table} ON COMMIT DROP AS "
+                f"SELECT t.id, t.grid_id AS old_grid, {locate.format(point=point)} AS new_grid FROM "
+                f"{table} t "
+                f"WHERE t.{geom} IS NOT NULL AND (t.grid_id = ANY(%s) OR EXISTS (SELECT 1 FROM "
+                "changed_grid c "
+                f"WHERE ST_Intersects(c.boundary, {point})))")
+
+    moved = {}
+    for table, geom in (("building", "footprint"), ("compound", "boundary"), ("event", "location")):
+        conn.execute(moves(table, geom), (grid_ids,))
+        conn.execute(f"DELETE FROM moved_{table} WHERE new_grid IS NULL OR new_grid = old_grid")
+    moved["houses"] = conn.execute(
+        "SELECT count(*) FROM house h JOIN moved_building m ON m.id = h.building_id").fetchone()[0]
+    moved["people"] = conn.execute(
+        "SELECT count(DISTINCT r.person_id) FROM residence r JOIN house h ON h.id = r.house_id "
+        "JOIN moved_building m ON m.id = h.building_id WHERE r.until IS NULL").fetchone()[0]
+    # org_path is set here as well as by the grid_id trigger: the cascade to houses is an UPDATE OF
+    # org_path trigger, and PostgreSQL fires those only for columns named in the statement's SET list.
+    moved["buildings"] = conn.execute(
+        "UPDATE building b SET grid_id = m.new_grid, org_path = g.path, district_code = g.district_code, "
+        "updated_at = now() FROM moved_building m JOIN territory_unit g ON g.id = m.new_grid "
+        "WHERE b.id = m.id").rowcount
+    moved["compounds"] = conn.execute(
+        "UPDATE compound c SET grid_id = m.new_grid, org_path = g.path, district_code = g.district_code, "
+        "updated_at = now() FROM moved_compound m JOIN territory_unit g ON g.id = m.new_grid "
+        "WHERE c.id = m.id").rowcount
+    # An event's org_path is its grid's path; where it is held (unit_path) keeps its level.
+    moved["events"] = conn.execute(
+        "UPDATE event e SET grid_id = m.new_grid, org_path = g.path, district_code = g.district_code, "
+        "unit_path = CASE WHEN e.unit_level = 'grid' THEN g.path ELSE subpath(g.path, 0, "
+        "nlevel(e.unit_path)) END, "
+        "updated_at = now() FROM moved_event m JOIN territory_unit g ON g.id = m.new_grid WHERE e.id = m.id"
+    ).rowcount
+    for child in ("event_history", "event_attachment", "event_supervision", "event_card"):
+        conn.execute(f"UPDATE {child} c SET org_path = e.org_path FROM moved_event m JOIN event e ON e.id "
+                     "= m.id "
+                     "WHERE c.event_id = m.id")
+    return moved

@@ -1,0 +1,575 @@
+"""Registers (台账) from Excel or CSV: Chinese headers mapped to a registry's fields, every row validated
+as the forms validate it, addresses matched to the district's houses, and either everything written or
+nothing.
+
+- Headers: a registry's own labels (姓名, 身份证号 …), its English names, and the synonyms people type
+  (公民身份号码, 证件号码, 手机号 …); columns that map to nothing are listed, not guessed.
+- Values: the registry service's checks (:func:`layers.registry_service._coerce`, ID check digit and
+  birth date via :mod:`gis.validation`, phones); codes by code or Chinese name (男 → 1); a missing sex or
+  birth date is read from the ID number.
+- Duplicates by ID number, within the file and against the database.
+- Addresses: one 地址 column (…小区3幢2单元502室) or separate 小区/楼栋/单元/楼层/门牌 columns, matched to a
+  house of the district in one query; an address that matches no house is an error, never a guess.
+- All-or-nothing unless ``skip_bad``: a bad row refuses the file, and the error workbook lists each bad
+  row with its row number, column and reason. Good rows go by ``COPY`` into a staging table and one
+  set-based insert per target table, in one transaction.
+
+Writing is implemented for the registries over ``person`` without a sub-record (人口信息, 常驻人口, 户主信息);
+any other registry can be checked (``dry_run``) but not yet written.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import functools
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from etl.encoding import text_file_encoding
+from gis import db
+from gis.settings import Settings
+from gis.validation import ValidationError, validate_id_number, validate_phone
+from layers.registries import REGISTRIES
+from layers.registry import Field, Registry
+from layers.registry_service import _coerce
+
+# Header spellings seen in the field, beyond each field's own label.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "name": ("姓名", "名字", "人员姓名", "居民姓名"),
+    "id_number": ("身份证号", "身份证号码", "公民身份号码", "公民身份证号", "证件号码", "身份证", "证件号"),
+    "sex": ("性别",),
+    "birth_date": ("出生日期", "出生年月", "出生年月日", "生日"),
+    "phone": ("联系电话", "手机号", "手机号码", "电话", "联系方式", "手机"),
+    "ethnicity": ("民族",),
+    "political": ("政治面貌",),
+    "education": ("文化程度", "学历"),
+    "marital": ("婚姻状况", "婚姻"),
+    "health": ("健康状况",),
+    "hukou_type": ("户口类型", "户口性质", "户籍类型"),
+    "hukou_address": ("户籍地址", "户籍地", "户籍所在地", "户籍详址"),
+    "native_place": ("籍贯",),
+    "relation": ("与户主关系", "关系"),
+    "employer": ("工作单位", "服务处所", "工作单位名称"),
+    "occupation": ("职业",),
+    "religion": ("宗教信仰", "宗教"),
+    "former_name": ("曾用名",),
+}
+ADDRESS_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "address": ("地址", "居住地址", "现住址", "住址", "现居住地址", "实际居住地址", "房屋地址"),
+    "compound": ("小区", "小区名称", "所在小区"),
+    "building": ("楼栋", "楼号", "楼栋号", "幢", "栋", "幢号"),
+    "unit": ("单元", "单元号"),
+    "floor": ("楼层", "层"),
+    "room": ("门牌", "门牌号", "房号", "房间号", "室", "户号"),
+}
+ADDRESS_LABELS = {"address": "地址", "compound": "小区", "building": "楼栋", "unit": "单元", "floor": "楼层",
+                  "room": "门牌号"}
+WRITABLE = ("person", "resident", "household_head")
+_HEADER_NOISE = re.compile(r"[\s*＊:：()（）]|必填|选填")
+_ADDRESS = re.compile(
+    r"^(?P<compound>.+?)\s*(?P<building>\d+)\s*(?:幢|栋|号楼|座)\s*"
+    r"(?:(?P<unit>\d+)\s*单元)?\s*(?:(?P<floor>\d+)\s*(?:层|楼))?\s*(?P<room>\d+(?:-\d+)?)\s*(?:室|号|户)?$")
+# Province / city / district prefixes (cpca would name them; here they are only cut off the front).
+_REGION_PREFIX = re.compile(r"^(?:\S{2,7}?(?:省|自治区|市))?(?:\S{2,7}?市)?(?:\S{1,7}?(?:区|县))?"
+                            r"(?:\S{2,9}?(?:街道|镇))?(?:\S{2,9}?社区)?")
+
+Progress = Callable[[str, int, int], None]
+
+
+class RegisterLoadError(RuntimeError):
+    """The file cannot be taken at all (unreadable, unknown registry, no header); message in Chinese."""
+
+
+@dataclass
+class RegisterOptions:
+    dry_run: bool = False
+    skip_bad: bool = False
+    district_code: str = "320106"
+    user_id: int | None = None
+    username: str | None = None
+    # Called between staging and merging (tests use it to cut the connection mid-load).
+    before_merge: Callable[[psycopg.Connection], None] | None = None
+
+
+@dataclass
+class RowError:
+    row: int          # the spreadsheet row number (header = 1)
+    column: str       # the header as written in the file
+    value: str
+    reason: str       # Chinese
+
+
+@dataclass
+class RegisterReport:
+    registry: str
+    file: str
+    outcome: str = "refused"
+    encoding: str | None = None
+    columns: dict = field(default_factory=dict)       # header → field
+    unmapped: list = field(default_factory=list)
+    rows: int = 0
+    good: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    written: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    load_id: int | None = None
+
+    @property
+    def bad_rows(self) -> list[int]:
+        return sorted({e.row for e in self.errors})
+
+    def as_dict(self) -> dict:
+        out = dict(self.__dict__)
+        out["errors"] = [e.__dict__ for e in self.errors]
+        out["bad_rows"] = self.bad_rows
+        return out
+
+    def write_workbook(self, path: Path) -> None:
+        """The error workbook: one line a problem (row number, column, value, reason), in Chinese."""
+        from openpyxl import Workbook
+        from openpyxl.styles import Font
+
+        book = Workbook()
+        sheet = book.active
+        sheet.title = "错误清单"
+        sheet.append(["行号", "列", "填写的值", "原因"])
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+        for e in sorted(self.errors, key=lambda e: (e.row, e.column)):
+            sheet.append([e.row, e.column, e.value, e.reason])
+        for column, width in zip("ABCD", (8, 14, 24, 60), strict=True):
+            sheet.column_dimensions[column].width = width
+        summary = book.create_sheet("概况")
+        for key, value in (("台账", self.registry), ("文件", self.file), ("结果", self.outcome),
+                           ("总行数", self.rows), ("合格行数", self.good), ("问题行数", len(self.bad_rows)),
+                           ("未识别的列", "、".join(self.unmapped) or "无")):
+            summary.append([key, value])
+        book.save(path)
+
+
+# ---------------------------------------------------------------- reading
+def read_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list]], str | None]:
+    """``(header, rows, encoding)``: rows as ``(row number, values)``, the header found in the first rows
+    (a title line above it is skipped)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        from openpyxl import load_workbook
+
+        book = load_workbook(path, read_only=True, data_only=True)
+        lines = enumerate(book.worksheets[0].iter_rows(values_only=True), start=1)
+        encoding = None
+    elif suffix in (".csv", ".txt"):
+        encoding = text_file_encoding(path)
+        handle = path.open(encoding="utf-8-sig" if encoding == "UTF-8" else "gb18030", newline="")
+        lines = enumerate(csv.reader(handle), start=1)
+    else:
+        raise RegisterLoadError(f"不支持的文件类型 {suffix}，请提供 .xlsx 或 .csv (unsupported file type)")
+    for number, values in lines:
+        cells = [_text(v) for v in values]
+        if sum(1 for c in cells if c and _field_for_header(c) is not None) >= 2:
+            header = cells
+            break
+        if number >= 10:
+            raise RegisterLoadError("前 10 行中找不到表头（至少两列应是已知的列名，如 姓名、身份证号）(no "
+                                    "header row)")
+    else:
+        raise RegisterLoadError("文件是空的 (empty file)")
+
+    def rows() -> Iterator[tuple[int, list]]:
+        for number, values in lines:
+            cells = list(values)
+            if any(_text(v) for v in cells):
+                yield number, cells
+
+    return header, rows(), encoding
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _field_for_header(header: str, registry: Registry | None = None) -> str | None:
+    key = _HEADER_NOISE.sub("", header).lower()
+    if registry is not None:
+        for f in registry.stored_fields:
+            if key in (f.zh, f.name.lower(), f.en.lower()):
+                return f.name
+    for name, spellings in SYNONYMS.items():
+        if key in spellings and (registry is None or _has(registry, name)):
+            return name
+    for name, spellings in ADDRESS_SYNONYMS.items():
+        if key in spellings:
+            return f"@{name}"
+    return None
+
+
+def _has(registry: Registry, name: str) -> bool:
+    return any(f.name == name and not f.derived for f in registry.fields)
+
+
+def map_headers(header: list[str], registry: Registry) -> tuple[dict[int, str], list[str]]:
+    """Column index → field name (``@address`` … for address parts), and the headers that map to nothing."""
+    mapping, unmapped, taken = {}, [], set()
+    for index, text in enumerate(header):
+        if not text:
+            continue
+        name = _field_for_header(text, registry)
+        if name is None or name in taken:
+            unmapped.append(text)
+            continue
+        mapping[index] = name
+        taken.add(name)
+    return mapping, unmapped
+
+
+# ---------------------------------------------------------------- validating
+class CodeBook:
+    """Every code table a registry uses, keyed by code and by Chinese name (男 → 1)."""
+
+    def __init__(self, conn: psycopg.Connection, tables: set[str]):
+        self.tables: dict[str, dict[str, str]] = {t: {} for t in tables}
+        rows = conn.execute("SELECT table_key, code, name_zh FROM code_item WHERE table_key = ANY(%s)",
+                            (list(tables),)).fetchall()
+        for table, code, name in rows:
+            self.tables[table][code] = code
+            self.tables[table].setdefault(name, code)
+
+    def code(self, table: str, value: str) -> str | None:
+        return self.tables.get(table, {}).get(value)
+
+
+def parse_address(text: str) -> dict[str, str] | None:
+    """小区 / 楼栋 / 单元 / 楼层 / 门牌 from one written address, or None when it cannot be read.
+
+    >>> parse_address("江苏省南京市鼓楼区宁海路街道 山西路小区 3幢2单元502室")
+    {'compound': '山西路小区', 'building': '3', 'unit': '2', 'floor': None, 'room': '502'}
+    >>> parse_address("鼓楼区第7小区13栋1单元1002室")["compound"]
+    '第7小区'
+    >>> parse_address("第7小区13幢602室")["building"]
+    '13'
+    """
+    compact = re.sub(r"\s+", "", text.replace("－", "-").replace("—", "-"))
+    rest = _REGION_PREFIX.sub("", compact, count=1)
+    # The prefix pattern can take a compound for a district (第7小区 ends in 区): a reading whose compound
+    # is only digits is such a mistake, and the whole text is read instead.
+    for candidate in (rest, compact):
+        match = _ADDRESS.search(candidate)
+        if match and re.search(r"\D", match["compound"]):
+            return match.groupdict()
+    return None
+
+
+def _room_key(unit: str | None, room: str) -> tuple[int | None, str]:
+    """``(unit, room)`` with a ``2-502`` room split into its unit and door number."""
+    if "-" in room:
+        head, tail = room.split("-", 1)
+        return int(head), tail
+    return (int(unit) if unit else None), room
+
+
+@dataclass
+class _Row:
+    number: int
+    values: dict[str, Any]
+    address: dict[str, Any] | None
+    raw_address: str
+
+
+def _fields_of(registry: Registry) -> dict[str, Field]:
+    return _fields_by_key(registry.key)
+
+
+@functools.cache
+def _fields_by_key(key: str) -> dict[str, Field]:
+    return {f.name: f for f in REGISTRIES[key].fields}
+
+
+@functools.cache
+def _required_of_key(key: str) -> tuple[Field, ...]:
+    return tuple(f for f in REGISTRIES[key].stored_fields if f.required and f.type != "ref")
+
+
+def _required_of(registry: Registry) -> tuple[Field, ...]:
+    return _required_of_key(registry.key)
+
+
+def validate_row(number: int, cells: list, mapping: dict[int, str], header: list[str], registry: Registry,
+                 codes: CodeBook, errors: list[RowError]) -> _Row | None:
+    """The row's clean values, or None (with its errors appended) when anything is wrong."""
+    fields = _fields_of(registry)
+    values: dict[str, Any] = {}
+    address: dict[str, str] = {}
+    raw: dict[str, str] = {}
+    before = len(errors)
+
+    def bad(name: str, reason: str) -> None:
+        column = next((header[i] for i, n in mapping.items() if n == name), fields[name].zh
+                      if name in fields else ADDRESS_LABELS.get(name.lstrip("@"), name))
+        errors.append(RowError(number, column, raw.get(name, ""), reason))
+
+    for index, name in mapping.items():
+        text = _text(cells[index]) if index < len(cells) else ""
+        raw[name] = text
+        if name.startswith("@"):
+            if text:
+                address[name[1:]] = text
+            continue
+        if not text:
+            continue
+        f = fields[name]
+        try:
+            value = _coerce(f, cells[index] if isinstance(cells[index], dt.date) else text)
+            if f.type == "code":
+                value = codes.code(f.code_table, str(value))
+                if value is None:
+                    raise ValueError(f"{f.zh}“{text}”不在代码表中（可填代码或中文名称）")
+            elif f.type == "phone":
+                value = validate_phone(value)
+            values[name] = value
+        except ValidationError as error:
+            bad(name, error.message)
+        except ValueError as error:
+            bad(name, str(error))
+
+    if "id_number" in values:
+        try:
+            parsed = validate_id_number(values["id_number"], sex=values.get("sex"),
+                                        birth_date=values.get("birth_date"))
+            values["id_number"] = parsed.number
+            values.setdefault("sex", parsed.sex)
+            values.setdefault("birth_date", parsed.birth_date)
+        except ValidationError as error:
+            bad(error.field if error.field in mapping.values() else "id_number", error.message)
+    # Sex and birth date come from a valid ID number; when it is wrong, that is the one error to fix.
+    implied = {"sex", "birth_date"} if raw.get("id_number") else set()
+    reported = {e.column for e in errors[before:]}
+    for f in _required_of(registry):
+        if (f.name not in values and f.name not in implied
+                and _header_of(header, mapping, f.name, f.zh) not in reported):
+            bad(f.name, f"请填写{f.zh}")
+
+    parsed_address = None
+    if address:
+        if "address" in address and not {"building", "room"} <= address.keys():
+            parsed_address = parse_address(address["address"])
+            if parsed_address is None:
+                bad("@address", "地址无法识别出 小区/楼栋/单元/门牌，请按“某某小区3幢2单元502室”填写")
+        else:
+            parsed_address = {k: address.get(k) for k in ("compound", "building", "unit", "floor", "room")}
+            for part in ("building", "room"):
+                if not parsed_address.get(part):
+                    bad(f"@{part}", f"缺少{ADDRESS_LABELS[part]}")
+                    parsed_address = None
+                    break
+            if parsed_address:
+                building = re.search(r"\d+", parsed_address["building"])
+                if building is None:
+                    bad("@building", "楼栋应含楼号数字，如 3幢")
+                    parsed_address = None
+                else:
+                    parsed_address["building"] = building.group()
+                    room = re.sub(r"[室号户\s]", "", parsed_address["room"])
+                    parsed_address["room"] = room
+                    unit = re.search(r"\d+", parsed_address.get("unit") or "")
+                    parsed_address["unit"] = unit.group() if unit else None
+    elif registry.key in WRITABLE:
+        bad("@address", "缺少居住地址（小区/楼栋/单元/门牌），无法落到房屋")
+    if len(errors) > before:
+        return None
+    if parsed_address:
+        unit, room = _room_key(parsed_address.get("unit"), parsed_address["room"])
+        parsed_address = {"compound": parsed_address.get("compound") or "",
+                          "building": parsed_address["building"],
+                          "unit": unit, "room": room}
+    return _Row(number, values, parsed_address, raw.get("@address") or " ".join(
+        raw.get(f"@{k}", "") for k in ("compound", "building", "unit", "room")).strip())
+
+
+# ---------------------------------------------------------------- the load
+PERSON_COLUMNS = ("name", "sex", "id_number", "birth_date", "ethnicity", "political", "education", "health",
+                  "marital", "religion", "occupation", "employer", "phone", "hukou_type", "hukou_address",
+                  "native_place", "former_name")
+
+
+def load_register(settings: Settings, key: str, path: Path, options: RegisterOptions | None = None,
+                  progress: Progress | None = None) -> RegisterReport:
+    """Check ``path`` as registry ``key`` and write it (all good, or ``skip_bad``); returns the report."""
+    options = options or RegisterOptions()
+    tick = progress or (lambda stage, done, total: None)
+    if key not in REGISTRIES:
+        raise RegisterLoadError(f"没有名为 {key} 的台账，可用 gridgov registries list 查看 (unknown "
+                                "registry)")
+    registry = REGISTRIES[key]
+    started = time.perf_counter()
+    report = RegisterReport(registry=key, file=Path(path).name)
+    header, rows, report.encoding = read_rows(Path(path))
+    mapping, report.unmapped = map_headers(header, registry)
+    report.columns = {header[i]: name for i, name in mapping.items()}
+
+    with psycopg.connect(db.libpq_dsn(db.owner_url(settings)), autocommit=True) as conn:
+        codes = CodeBook(conn, {f.code_table for f in registry.fields if f.code_table})
+        good: list[_Row] = []
+        seen_ids: dict[str, int] = {}
+        for number, cells in rows:
+            report.rows += 1
+            row = validate_row(number, cells, mapping, header, registry, codes, report.errors)
+            if row is not None:
+                id_number = row.values.get("id_number")
+                if id_number and id_number in seen_ids:
+                    column = _header_of(header, mapping, "id_number", "身份证号")
+                    report.errors.append(RowError(number, column,
+                                                  id_number, f"身份证号与第 {seen_ids[id_number]} 行重复"))
+                    continue
+                if id_number:
+                    seen_ids[id_number] = number
+                good.append(row)
+            if report.rows % 10_000 == 0:
+                tick("校验", report.rows, 0)
+        tick("校验", report.rows, report.rows)
+
+        good = _against_database(conn, registry, good, header, mapping, options, report)
+        report.good = len(good)
+        writable = key in WRITABLE
+        if not writable:
+            report.errors.append(RowError(0, "", "", f"{registry.zh}暂不支持批量写入，"
+                                                     "只能检查（请用 --dry-run）"))
+        if (report.errors and not options.skip_bad) or not writable:
+            report.outcome = "refused"
+        elif options.dry_run:
+            report.outcome = "dry_run"
+        else:
+            with conn.transaction():
+                load_id = _record(conn, report, options, "failed")
+                report.written = _write_people(conn, registry, good, options, tick)
+                report.outcome = "loaded"
+                report.seconds = round(time.perf_counter() - started, 3)
+                _finish(conn, load_id, report)
+                report.load_id = load_id
+        report.seconds = round(time.perf_counter() - started, 3)
+        if report.outcome != "loaded":
+            with conn.transaction():
+                report.load_id = _record(conn, report, options, report.outcome)
+                _finish(conn, report.load_id, report)
+    return report
+
+
+def _header_of(header: list[str], mapping: dict[int, str], name: str, default: str) -> str:
+    return next((header[i] for i, n in mapping.items() if n == name), default)
+
+
+def _against_database(conn, registry: Registry, good: list[_Row], header, mapping, options: RegisterOptions,
+                      report: RegisterReport) -> list[_Row]:
+    """Match addresses to houses and look ID numbers up, in two queries; drop the rows that fail."""
+    if not good:
+        return good
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS register_lookup (n int, id_number text, compound text, "
+                 "building text, unit int, room text) ON COMMIT PRESERVE ROWS")
+    conn.execute("TRUNCATE register_lookup")
+    with conn.cursor().copy("COPY register_lookup FROM STDIN") as copy:
+        for row in good:
+            a = row.address or {}
+            copy.write_row((row.number, row.values.get("id_number"), a.get("compound"), a.get("building"),
+                            a.get("unit"), a.get("room")))
+    conn.execute("ANALYZE register_lookup")
+    # A building is known by the number in its name (3幢, 3栋, 3号楼); a door by the number after the unit.
+    houses = dict(conn.execute(
+        "SELECT l.n, min(h.id) FROM register_lookup l "
+        "JOIN compound c ON c.district_code = %s AND c.deleted_at IS NULL "
+        "  AND (l.compound = '' OR c.name = l.compound OR c.name LIKE '%%' || l.compound || '%%') "
+        "JOIN building b ON b.compound_id = c.id AND b.deleted_at IS NULL "
+        "  AND substring(b.name FROM '[0-9]+') = l.building "
+        "JOIN house h ON h.building_id = b.id AND h.deleted_at IS NULL "
+        "  AND regexp_replace(h.room_no, '^[0-9]+-', '') = l.room AND (l.unit IS NULL OR h.unit_no = l.unit) "
+        "WHERE l.room IS NOT NULL GROUP BY l.n HAVING count(DISTINCT h.id) = 1",
+        (options.district_code,)).fetchall())
+    known = dict(conn.execute(
+        "SELECT l.n, p.id FROM register_lookup l JOIN person p ON p.id_number = l.id_number "
+        "AND p.deleted_at IS NULL").fetchall())
+    id_column = _header_of(header, mapping, "id_number", "身份证号")
+    address_column = _header_of(header, mapping, "@address", "地址")
+    kept = []
+    for row in good:
+        fine = True
+        if row.number in known:
+            report.errors.append(RowError(row.number, id_column, row.values["id_number"],
+                                          f"库中已有此身份证号的人员（编号 {known[row.number]}），请勿重复"
+                                          "登记"))
+            fine = False
+        if row.address is not None:
+            house = houses.get(row.number)
+            if house is None:
+                report.errors.append(RowError(row.number, address_column, row.raw_address,
+                                              "地址未能匹配到本区的房屋，请核对小区、楼栋、单元和门牌"))
+                fine = False
+            row.values["house_id"] = house
+        if fine:
+            kept.append(row)
+    return kept
+
+
+def _write_people(conn, registry: Registry, rows: list[_Row], options: RegisterOptions,
+                  tick: Progress) -> dict:
+    """COPY the rows into a staging table, then one INSERT into person and one into residence."""
+    columns = [c for c in PERSON_COLUMNS if _has(registry, c)]
+    conn.execute(
+        "CREATE TEMP TABLE register_stage (person_id bigint, house_id bigint, relation text, "
+        + ", ".join(f"{c} {'date' if c == 'birth_date' else 'text'}" for c in columns)
+        + ") ON COMMIT DROP")
+    total = len(rows)
+    with conn.cursor().copy(f"COPY register_stage (house_id, relation, {', '.join(columns)}) FROM "
+                            "STDIN") as copy:
+        for i, row in enumerate(rows, start=1):
+            relation = row.values.get("relation") or ("02" if registry.key == "household_head" else "99")
+            copy.write_row((row.values["house_id"], relation, *(row.values.get(c) for c in columns)))
+            if i % 20_000 == 0:
+                tick("写入", i, total)
+    tick("写入", total, total)
+    if options.before_merge:
+        options.before_merge(conn)
+    residency = dict(registry.fixed).get("residency", "resident")
+    conn.execute("UPDATE register_stage SET person_id = nextval(pg_get_serial_sequence('person', 'id'))")
+    people = conn.execute(
+        f"INSERT INTO person (id, {', '.join(columns)}, residency, org_path, district_code) "
+        f"OVERRIDING SYSTEM VALUE SELECT s.person_id, {', '.join('s.' + c for c in columns)}, %s, "
+        "h.org_path, h.district_code FROM register_stage s JOIN house h ON h.id = s.house_id",
+        (residency,)).rowcount
+    residences = conn.execute(
+        "INSERT INTO residence (person_id, house_id, relation, is_head, org_path, district_code) "
+        "SELECT s.person_id, s.house_id, s.relation, s.relation = '02', h.org_path, h.district_code "
+        "FROM register_stage s JOIN house h ON h.id = s.house_id").rowcount
+    return {"people": people, "residences": residences}
+
+
+def _record(conn, report: RegisterReport, options: RegisterOptions, outcome: str) -> int:
+    row = conn.execute("SELECT path::text FROM territory_unit WHERE code = "
+                       "%s", (options.district_code,)).fetchone()
+    return conn.execute(
+        "INSERT INTO data_load (kind, target, file_name, user_id, username, outcome, rows_read, org_path, "
+        "district_code) VALUES ('register', %s, %s, %s, %s, %s, %s, %s::ltree, %s) RETURNING id",
+        (report.registry, report.file, options.user_id, options.username, outcome, report.rows,
+         row[0] if row else options.district_code, options.district_code)).fetchone()[0]
+
+
+def _finish(conn, load_id: int, report: RegisterReport) -> None:
+    conn.execute(
+        "UPDATE data_load SET outcome = %s, finished_at = clock_timestamp(), rows_written = %s, "
+        "rows_bad = %s, report = %s::jsonb WHERE id = %s",
+        (report.outcome, report.written.get("people", 0), len(report.bad_rows),
+         json.dumps(report.as_dict(), ensure_ascii=False, default=str), load_id))

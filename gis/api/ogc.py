@@ -1,0 +1,281 @@
+"""``/api/v1/ogc``: every map layer as OGC API - Features (Part 1: Core, GeoJSON) and as Mapbox vector
+tiles with a TileJSON, for QGIS and GDAL (``OAPIF:`` driver) -- behind the same login, scope and masking
+as everything else.
+
+Each request is one transaction as the app role scoped to the user (row-level security decides which
+rows exist); ID and phone numbers come back masked, and reads of layers holding them are written to the
+access log. The layers are those of :mod:`layers.catalogue`. Tiles are rendered per request from the
+tables (``ST_AsMVT``), never cached server-side, so an edited layer is never served stale; responses say
+``Cache-Control: private, no-store``.
+"""
+
+# No ``from __future__ import annotations``: FastAPI must resolve the route-local Annotated aliases.
+
+import json
+import math
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from gis.api.auth import AUTH_RESPONSES, Problem, client_addr, require_user
+from gis.masking import mask_id_number, mask_phone
+from gis.security import audit
+from gis.security.scope import scoped_connection
+from gis.security.sessions import CurrentUser
+from gis.settings import Settings
+from layers.catalogue import LAYERS, Layer
+
+PREFIX = "/ogc"
+GEOJSON = "application/geo+json"
+MVT = "application/vnd.mapbox-vector-tile"
+NO_STORE = {"Cache-Control": "private, no-store"}
+MAX_LIMIT = 10_000
+DEFAULT_LIMIT = 100
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+]
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+_MASKS = {"id_number": mask_id_number, "phone": mask_phone}
+_MAX_ID = 2**63 - 1
+_NOT_FOUND = {**AUTH_RESPONSES, 404: {"model": Problem, "description": "没有该图层或要素"}}
+_JSON = {200: {"content": {"application/json": {}}, "description": "OK"}}
+_GEOJSON_OK = {200: {"content": {GEOJSON: {}}, "description": "GeoJSON"}}
+_MVT_OK = {200: {"content": {MVT: {}}, "description": "Mapbox 矢量瓦片"}}
+_BAD_REQUEST = {400: {"model": Problem, "description": "参数有误"}}
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + request.scope.get("root_path", "") + "/api/v1" + PREFIX
+
+
+def _layer(collection_id: str) -> Layer:
+    layer = LAYERS.get(collection_id)
+    if layer is None:
+        raise HTTPException(404, f"没有名为 {collection_id} 的图层 (no such collection)")
+    return layer
+
+
+def _collection(layer: Layer, base: str) -> dict[str, Any]:
+    url = f"{base}/collections/{layer.key}"
+    return {
+        "id": layer.key, "title": layer.zh, "itemType": "feature", "crs": [CRS84],
+        "extent": {"spatial": {"bbox": [[73.0, 3.0, 136.0, 54.0]], "crs": CRS84}},
+        "links": [
+            {"href": url, "rel": "self", "type": "application/json", "title": layer.zh},
+            {"href": f"{url}/items", "rel": "items", "type": GEOJSON, "title": f"{layer.zh}要素"},
+            {"href": f"{url}/tiles.json", "rel": "describedby", "type": "application/json",
+             "title": "TileJSON (vector tiles)"},
+        ],
+    }
+
+
+def _parse_bbox(bbox: str | None) -> tuple[float, float, float, float] | None:
+    if not bbox:
+        return None
+    try:
+        values = [float(v) for v in bbox.split(",")]
+    except ValueError:
+        raise HTTPException(400, "bbox 应为 minx,miny,maxx,maxy 四个数 (bad bbox)") from None
+    if len(values) == 6:  # minx,miny,minz,maxx,maxy,maxz
+        values = [values[0], values[1], values[3], values[4]]
+    if (len(values) != 4 or not all(math.isfinite(v) for v in values) or values[0] > values[2]
+            or values[1] > values[3]):
+        raise HTTPException(400, "bbox 应为 minx,miny,maxx,maxy 四个数 (bad bbox)")
+    return values[0], values[1], values[2], values[3]
+
+
+def _masked(layer: Layer, row: dict[str, Any]) -> dict[str, Any]:
+    for column in layer.pii:
+        if row.get(column) is not None:
+            row[column] = _MASKS["id_number" if "id" in column else "phone"](str(row[column]))
+    return row
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, int | float | str | bool) or value is None:
+        return value
+    return str(value)
+
+
+def _features(conn, layer: Layer, where: list[str], params: dict, limit: int, offset: int):
+    sql = (f"SELECT {layer.columns}, ST_AsGeoJSON({layer.geometry}, 7) AS _geometry FROM {layer.source} "
+           f"WHERE ({layer.where}) AND {' AND '.join(where) if where else 'true'} "
+           f"ORDER BY 1 LIMIT :limit OFFSET :offset")
+    rows = conn.execute(text(sql), {**params, "limit": limit, "offset": offset}).mappings().all()
+    features = []
+    for row in rows:
+        props = _masked(layer, {k: _json_safe(v) for k, v in row.items() if k != "_geometry"})
+        geometry = json.loads(row["_geometry"]) if row["_geometry"] else None
+        features.append({"type": "Feature", "id": props.get("id"), "geometry": geometry, "properties": props})
+    return features
+
+
+def _filters(layer: Layer, bbox, request: Request) -> tuple[list[str], dict]:
+    where, params = [], {}
+    if bbox is not None:
+        where.append(f"{layer.indexed_geometry} && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490) "
+                     f"AND ST_Intersects({layer.geometry}, ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490))")
+        params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
+    # Simple property filters (?name=...): equality on the layer's own output columns, not on masked ones.
+    columns = _output_columns(layer)
+    for key, value in request.query_params.items():
+        if key in columns and key not in layer.pii:
+            name = f"p_{len(params)}"
+            where.append(f"({columns[key]})::text = :{name}")
+            params[name] = value
+    return where, params
+
+
+def _output_columns(layer: Layer) -> dict[str, str]:
+    """Output name → SQL expression of the layer's SELECT list (``a.b AS c`` → c: a.b)."""
+    out = {}
+    depth, current, parts = 0, "", []
+    for char in layer.columns:
+        depth += char == "("
+        depth -= char == ")"
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    for part in parts:
+        part = part.strip()
+        if " AS " in part:
+            expr, name = part.rsplit(" AS ", 1)
+        else:
+            expr, name = part, part.split(".")[-1]
+        out[name.strip()] = expr.strip()
+    return out
+
+
+def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """The Web Mercator bounds of tile z/x/y (metres)."""
+    size = 2 * math.pi * 6378137 / (2 ** z)
+    origin = math.pi * 6378137
+    return (-origin + x * size, origin - (y + 1) * size, -origin + (x + 1) * size, origin - y * size)
+
+
+def router(settings: Settings) -> APIRouter:
+    routes = APIRouter(prefix=PREFIX, tags=["ogc"])
+    User = Annotated[CurrentUser, Depends(require_user(settings))]
+
+    @routes.get("", responses={**AUTH_RESPONSES, **_JSON}, response_class=JSONResponse)
+    def landing(request: Request, user: User) -> JSONResponse:
+        """OGC API 首页 (landing page)."""
+        base = _base(request)
+        return JSONResponse({
+            "title": "gridgov 网格化服务管理 OGC API",
+            "description": "按登录用户的辖区与权限提供的图层 (layers as the logged-in user may see them)",
+            "links": [
+                {"href": base, "rel": "self", "type": "application/json", "title": "首页"},
+                {"href": f"{base}/conformance", "rel": "conformance", "type": "application/json"},
+                {"href": f"{base}/collections", "rel": "data", "type": "application/json"},
+                {"href": str(request.base_url).rstrip("/") + "/openapi.json", "rel": "service-desc",
+                 "type": "application/vnd.oai.openapi+json;version=3.0"},
+            ],
+        }, headers=NO_STORE)
+
+    @routes.get("/conformance", responses={**AUTH_RESPONSES, **_JSON}, response_class=JSONResponse)
+    def conformance(user: User) -> JSONResponse:
+        return JSONResponse({"conformsTo": CONFORMANCE}, headers=NO_STORE)
+
+    @routes.get("/collections", responses={**AUTH_RESPONSES, **_JSON}, response_class=JSONResponse)
+    def collections(request: Request, user: User) -> JSONResponse:
+        base = _base(request)
+        return JSONResponse({
+            "links": [{"href": f"{base}/collections", "rel": "self", "type": "application/json"}],
+            "collections": [_collection(layer, base) for layer in LAYERS.values()],
+        }, headers=NO_STORE)
+
+    @routes.get("/collections/{collection_id}", responses={**_NOT_FOUND, **_JSON},
+                response_class=JSONResponse)
+    def collection(collection_id: str, request: Request, user: User) -> JSONResponse:
+        return JSONResponse(_collection(_layer(collection_id), _base(request)), headers=NO_STORE)
+
+    @routes.get("/collections/{collection_id}/items", response_class=Response,
+                responses={**_NOT_FOUND, **_BAD_REQUEST, **_GEOJSON_OK})
+    def items(collection_id: str, request: Request, user: User,
+              bbox: str | None = Query(None, description="minx,miny,maxx,maxy（CGCS2000 经纬度）"),
+              limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+              offset: int = Query(0, ge=0, le=1_000_000_000)) -> Response:
+        """要素（GeoJSON），按 bbox、属性过滤与分页 (features, with bbox, property filters and paging)."""
+        layer = _layer(collection_id)
+        where, params = _filters(layer, _parse_bbox(bbox), request)
+        with scoped_connection(settings, user, client_addr(request)) as conn:
+            matched = conn.execute(text(
+                f"SELECT count(*) FROM {layer.source} WHERE ({layer.where}) AND "
+                f"{' AND '.join(where) if where else 'true'}"), params).scalar_one()
+            features = _features(conn, layer, where, params, limit, offset)
+            if layer.pii:
+                audit.record(conn, "ogc_items", target_table=layer.key,
+                             detail={"bbox": bbox, "limit": limit, "offset": offset, "rows": len(features)})
+        url = f"{_base(request)}/collections/{layer.key}/items"
+        keep = {k: v for k, v in request.query_params.items() if k not in ("offset", "limit")}
+        query = "".join(f"&{k}={v}" for k, v in keep.items())
+        links = [{"href": f"{url}?limit={limit}&offset={offset}{query}", "rel": "self", "type": GEOJSON}]
+        if offset + len(features) < matched:
+            links.append({"href": f"{url}?limit={limit}&offset={offset + limit}{query}", "rel": "next",
+                          "type": GEOJSON})
+        if offset > 0:
+            links.append({"href": f"{url}?limit={limit}&offset={max(0, offset - limit)}{query}",
+                          "rel": "prev", "type": GEOJSON})
+        body = {"type": "FeatureCollection", "features": features, "numberMatched": matched,
+                "numberReturned": len(features), "links": links}
+        return Response(json.dumps(body, ensure_ascii=False), media_type=GEOJSON, headers=NO_STORE)
+
+    @routes.get("/collections/{collection_id}/items/{feature_id}", response_class=Response,
+                responses={**_NOT_FOUND, **_GEOJSON_OK})
+    def item(collection_id: str, feature_id: Annotated[int, Path(ge=1, le=_MAX_ID)], request: Request,
+             user: User) -> Response:
+        layer = _layer(collection_id)
+        id_column = _output_columns(layer)["id"]
+        with scoped_connection(settings, user, client_addr(request)) as conn:
+            found = _features(conn, layer, [f"{id_column} = :fid"], {"fid": feature_id}, 1, 0)
+            if found and layer.pii:
+                audit.record(conn, "ogc_item", target_table=layer.key, target_id=str(feature_id))
+        if not found:
+            raise HTTPException(404, "要素不存在或不在您的辖区内 (no such feature)")
+        return Response(json.dumps(found[0], ensure_ascii=False), media_type=GEOJSON, headers=NO_STORE)
+
+    @routes.get("/collections/{collection_id}/tiles.json", responses={**_NOT_FOUND, **_JSON},
+                response_class=JSONResponse)
+    def tilejson(collection_id: str, request: Request, user: User) -> JSONResponse:
+        layer = _layer(collection_id)
+        base = _base(request)
+        return JSONResponse({
+            "tilejson": "3.0.0", "name": layer.zh, "scheme": "xyz", "minzoom": 0, "maxzoom": 22,
+            "bounds": [73.0, 3.0, 136.0, 54.0],
+            "tiles": [f"{base}/collections/{layer.key}/tiles/{{z}}/{{x}}/{{y}}.mvt"],
+            "vector_layers": [{"id": layer.key, "description": layer.zh,
+                               "fields": {name: "" for name in _output_columns(layer)}}],
+        }, headers=NO_STORE)
+
+    @routes.get("/collections/{collection_id}/tiles/{z}/{x}/{y}.mvt", response_class=Response,
+                responses={**_NOT_FOUND, **_MVT_OK})
+    def tile(collection_id: str, z: int, x: int, y: int, request: Request, user: User) -> Response:
+        """矢量瓦片（ST_AsMVT，Web 墨卡托）(a vector tile)."""
+        layer = _layer(collection_id)
+        if not (0 <= z <= 24 and 0 <= x < 2 ** z and 0 <= y < 2 ** z):
+            raise HTTPException(404, "瓦片编号超出范围 (tile out of range)")
+        x0, y0, x1, y1 = tile_bounds(z, x, y)
+        columns = ", ".join(f"{expr} AS {name}" for name, expr in _output_columns(layer).items()
+                            if name not in layer.pii)
+        # The tile's envelope in storage CRS for the index; clipped and encoded in Web Mercator.
+        sql = (
+            "WITH env AS (SELECT ST_MakeEnvelope(:x0, :y0, :x1, :y1, 3857) AS m), "
+            "env4490 AS (SELECT ST_Transform(m, 4490) AS g FROM env), "
+            f"rows AS (SELECT {columns}, ST_AsMVTGeom(ST_Transform({layer.geometry}, 3857), env.m, 4096, 64) "
+            f"AS geom FROM {layer.source}, env, env4490 WHERE ({layer.where}) "
+            f"AND {layer.indexed_geometry} && env4490.g) "
+            "SELECT ST_AsMVT(rows, :name, 4096, 'geom') FROM rows WHERE geom IS NOT NULL")
+        with scoped_connection(settings, user, client_addr(request)) as conn:
+            data = conn.execute(text(sql), {"x0": x0, "y0": y0, "x1": x1, "y1": y1,
+                                            "name": layer.key}).scalar_one()
+        return Response(bytes(data or b""), media_type=MVT, headers=NO_STORE)
+
+    return routes

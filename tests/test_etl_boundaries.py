@@ -1,0 +1,310 @@
+"""Boundary loading from files the tests make themselves: GBK shapefiles without .cpg in Gauss-Krüger
+zones with and without the zone prefix, overlapping and gapped grids, an invalid polygon, bad codes, and a
+grid change that re-attributes a building's people and an event."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from pyproj import Transformer
+from sqlalchemy import text
+
+from etl.boundaries import BoundaryOptions, guess_field, load_boundaries
+from etl.encoding import GB18030, dbf_text_bytes, guess_bytes
+from gis import db
+from gis.crs import gauss_kruger_epsg, prefixed_zone_epsg, unprefixed_candidates
+from tests.access_helpers import add_district, add_house, add_person, add_unit, wipe
+
+GK = 4549           # CGCS2000 3-degree Gauss-Krüger CM 120E: where 鼓楼区 is surveyed
+GK_PREFIXED = 4528  # the same zone (40) with the zone number in the easting
+TO_LONLAT = Transformer.from_crs(GK, 4490, always_xy=True)
+# Community squares, 2 km a side, side by side in the zone (south-west corners, metres).
+CORNERS = {"c1": (380_000, 3_548_000), "c2": (382_000, 3_548_000), "c3": (384_000, 3_548_000),
+           "c4": (386_000, 3_548_000)}
+
+
+def square(x0, y0, w, h):
+    return shapely.box(x0, y0, x0 + w, y0 + h)
+
+
+def lonlat(geom):
+    return shapely.transform(geom, lambda xy: np.column_stack(TO_LONLAT.transform(xy[:, 0], xy[:, 1])))
+
+
+@pytest.fixture(scope="module")
+def world(fresh_db):
+    wipe(fresh_db)
+    with db.owner_engine(fresh_db).begin() as conn:
+        district = add_district(conn)
+        whole = square(380_000, 3_548_000, 8_000, 2_000)
+        conn.execute(text("UPDATE territory_unit SET boundary = ST_Multi(ST_GeomFromText(:wkt, 4490)) "
+                          "WHERE id = :id"), {"wkt": lonlat(whole).wkt, "id": district.id})
+        street = add_unit(conn, "street", "320106001", "宁海路街道", district)
+        units = {}
+        for n, key in enumerate(CORNERS, start=1):
+            units[key] = add_unit(conn, "community", f"320106001{n:03d}", f"测试社区{n}", street)
+            conn.execute(text("UPDATE territory_unit SET boundary = ST_Multi(ST_GeomFromText(:wkt, 4490)) "
+                              "WHERE id = :id"),
+                         {"wkt": lonlat(square(*CORNERS[key], 2_000, 2_000)).wkt, "id": units[key].id})
+    return units
+
+
+def write_gbk_shapefile(path, frame, zero_ldid=True):
+    """A shapefile as old desktop GIS writes it: GBK attributes, no .cpg, no .prj."""
+    frame.to_file(path, driver="ESRI Shapefile", encoding="GBK")
+    for suffix in (".cpg", ".prj"):
+        path.with_suffix(suffix).unlink(missing_ok=True)
+    if zero_ldid:
+        with open(path.with_suffix(".dbf"), "r+b") as f:
+            f.seek(29)
+            f.write(b"\x00")
+
+
+def two_grids(community_code, corner, split=1_000, shift_x=0.0):
+    x0, y0 = corner
+    return gpd.GeoDataFrame(
+        {"网格名称": ["第一网格", "第二网格"], "网格编码": [f"{community_code}001", f"{community_code}002"],
+         "备注": ["老城区", "新区"]},
+        geometry=[square(x0 + shift_x, y0, split, 2_000),
+                  square(x0 + shift_x + split, y0, 2_000 - split, 2_000)],
+        crs=None)
+
+
+def centroid_error_m(settings, code, truth_lonlat) -> float:
+    with db.owner_engine(settings).connect() as conn:
+        return conn.execute(text(
+            "SELECT ST_Distance(ST_Centroid(boundary)::geography, ST_SetSRID(ST_MakePoint(:x, :y), "
+            "4490)::geography)"
+            " FROM territory_unit WHERE code = "
+            ":code"), {"x": truth_lonlat.x, "y": truth_lonlat.y, "code": code}
+        ).scalar_one()
+
+
+def test_zone_arithmetic():
+    assert gauss_kruger_epsg(120, 3, prefixed=False) == GK
+    assert prefixed_zone_epsg(40_380_000) == GK_PREFIXED
+    assert prefixed_zone_epsg(20_500_000) == 4498  # 6° zone 20, CM 117
+    assert unprefixed_candidates(118.78)[0] == GK
+    assert guess_field(["FID", "所属社区名称", "名称", "编码"], ("名称",)) == "名称"
+
+
+def test_gbk_shapefile_with_zone_prefix_loads_right(world, fresh_db, tmp_path):
+    frame = two_grids("320106001001", CORNERS["c1"])
+    truth = [lonlat(g.centroid) for g in frame.geometry]
+    frame.geometry = frame.geometry.translate(xoff=40_000_000)
+    shp = tmp_path / "网格.shp"
+    write_gbk_shapefile(shp, frame)
+    assert not shp.with_suffix(".cpg").exists()
+    assert guess_bytes(dbf_text_bytes(shp.with_suffix(".dbf"))) == GB18030
+
+    report = load_boundaries(fresh_db, shp, BoundaryOptions(level="grid"))
+
+    assert report.outcome == "loaded", report.errors
+    assert report.encoding["used"] == GB18030
+    assert report.crs["source"] == f"EPSG:{GK_PREFIXED}" and "带号" in report.crs["why"]
+    assert report.fields["name"] == "网格名称" and report.fields["code"] == "网格编码"
+    assert report.fields["unused"] == ["备注"]
+    assert report.written == {"inserted": 2, "updated": 0, "unchanged": 0, "versions_kept": 0}
+    with db.owner_engine(fresh_db).connect() as conn:
+        names = conn.execute(text("SELECT code, name, path::text FROM territory_unit WHERE level = 'grid' "
+                                  "ORDER BY code")).all()
+    assert [(c, n) for c, n, _ in names] == [("320106001001001", "第一网格"), ("320106001001002", "第二网格")]
+    assert names[0][2] == "32.3201.320106.320106001.320106001001.320106001001001"
+    for (code, _, _), point in zip(names, truth, strict=True):
+        assert centroid_error_m(fresh_db, code, point) < 1.0
+    assert report.gaps == [] and report.overlaps == [] and report.outside_parent == []
+
+
+def test_shapefile_without_zone_prefix_takes_the_zone_of_the_district(world, fresh_db, tmp_path):
+    frame = two_grids("320106001002", CORNERS["c2"])
+    truth = lonlat(frame.geometry.iloc[0].centroid)
+    shp = tmp_path / "grids.shp"
+    write_gbk_shapefile(shp, frame)
+
+    report = load_boundaries(fresh_db, shp, BoundaryOptions(level="grid", parent_code="320106001002"))
+
+    assert report.outcome == "loaded", report.errors
+    # Not the 6° zone CM 117 (EPSG:4509) that would also fit the numbers: that lands 280 km west.
+    assert report.crs["source"] == f"EPSG:{GK}" and "500000" in report.crs["why"]
+    assert centroid_error_m(fresh_db, "320106001002001", truth) < 1.0
+
+
+def test_overlaps_and_gaps_are_reported_with_their_areas(world, fresh_db, tmp_path):
+    x0, y0 = CORNERS["c3"]
+    frame = gpd.GeoDataFrame(
+        {"名称": ["甲网格", "乙网格"], "代码": ["320106001003001", "320106001003002"]},
+        geometry=[square(x0, y0, 1_020, 2_000), square(x0 + 1_000, y0, 1_000, 1_900)], crs=f"EPSG:{GK}")
+    path = tmp_path / "grids.gpkg"
+    frame.to_file(path, driver="GPKG")
+
+    report = load_boundaries(fresh_db, path, BoundaryOptions(level="grid"))
+
+    assert report.outcome == "loaded"
+    assert "声明" in report.crs["why"]
+    assert len(report.overlaps) == 1
+    assert report.overlaps[0]["area_m2"] == pytest.approx(20 * 1_900, rel=1e-3)
+    assert {report.overlaps[0]["a"], report.overlaps[0]["b"]} == {"320106001003001", "320106001003002"}
+    assert len(report.gaps) == 1
+    assert report.gaps[0]["parent"] == "320106001003"
+    assert report.gaps[0]["area_m2"] == pytest.approx(980 * 100, rel=1e-3)
+
+
+def test_invalid_polygon_is_repaired_and_listed_and_bad_codes_refuse_the_file(world, fresh_db, tmp_path):
+    x0, y0 = CORNERS["c4"]
+    bowtie = shapely.Polygon([(x0, y0), (x0 + 1_000, y0 + 2_000), (x0 + 1_000, y0), (x0, y0 + 2_000)])
+    good = square(x0 + 1_000, y0, 1_000, 2_000)
+    frame = gpd.GeoDataFrame({"name": ["蝴蝶网格", "正常网格"],
+                              "code": ["320106001004001", "320106001004002"]},
+                             geometry=[lonlat(bowtie), lonlat(good)], crs="EPSG:4490")
+    path = tmp_path / "grids.geojson"
+    frame.to_file(path, driver="GeoJSON")
+
+    report = load_boundaries(fresh_db, path, BoundaryOptions(level="grid"))
+
+    assert report.outcome == "loaded", report.errors
+    assert [r["code"] for r in report.repaired] == ["320106001004001"]
+    assert "Self-intersection" in report.repaired[0]["reason"]
+    with db.owner_engine(fresh_db).connect() as conn:
+        valid = conn.execute(text("SELECT ST_IsValid(boundary), ST_NumGeometries(boundary) FROM "
+                                  "territory_unit "
+                                  "WHERE code = '320106001004001'")).one()
+    assert valid == (True, 2)
+
+    # A duplicate and a malformed code: the whole file is refused, nothing changes.
+    bad = gpd.GeoDataFrame({"name": ["甲", "乙", "丙"],
+                            "code": ["320106001004003", "320106001004003", "3201X"]},
+                           geometry=[lonlat(good)] * 3, crs="EPSG:4490")
+    bad_path = tmp_path / "bad.geojson"
+    bad.to_file(bad_path, driver="GeoJSON")
+    refused = load_boundaries(fresh_db, bad_path, BoundaryOptions(level="grid"))
+    assert refused.outcome == "refused"
+    kinds = sorted((e["row"], e["kind"]) for e in refused.errors)
+    assert kinds == [(2, "duplicate_code"), (3, "malformed_code")]
+    with db.owner_engine(fresh_db).connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM territory_unit WHERE code = "
+                                 "'320106001004003'")).scalar() == 0
+        outcome = conn.execute(text("SELECT outcome, rows_bad FROM data_load ORDER BY id DESC LIMIT 1")).one()
+    assert outcome == ("refused", 2)
+
+
+def test_grid_change_reattributes_people_and_events(world, fresh_db, tmp_path):
+    """Community 1's grids (loaded above, split at 1000 m) move their border 200 m west: a building
+    between the old and the new border, its house, its resident and an event there go to grid 2."""
+    engine = db.owner_engine(fresh_db)
+    x0, y0 = CORNERS["c1"]
+    spot = lonlat(shapely.Point(x0 + 900, y0 + 1_000))
+    with engine.begin() as conn:
+        g1, g2 = conn.execute(text("SELECT id, path::text FROM territory_unit WHERE code IN "
+                                   "('320106001001001', '320106001001002') ORDER BY code")).all()
+        building = conn.execute(text(
+            "INSERT INTO building (grid_id, name, floors, footprint) VALUES (:g, '边界楼', 6, "
+            "ST_Buffer(ST_SetSRID(ST_MakePoint(:x, :y), 4490), 0.0001, 'quad_segs=1')) RETURNING id"),
+            {"g": g1.id, "x": spot.x, "y": spot.y}).scalar_one()
+        person = add_person(conn, add_house(conn, building))
+        event = conn.execute(text(
+            "INSERT INTO event (number, title, type, source, status, unit_path, unit_level, step_started_at, "
+            "reported_at, grid_id, location, org_path, district_code) VALUES ('320106202611290001', '占道"
+            "经营', "
+            "'0101', 'grid_worker', 'reported', CAST(:p AS ltree), 'grid', now(), now(), :g, "
+            "ST_SetSRID(ST_MakePoint(:x, :y), 4490), CAST(:p AS ltree), '320106') RETURNING id"),
+            {"p": g1.path, "g": g1.id, "x": spot.x, "y": spot.y}).scalar_one()
+        conn.execute(text("INSERT INTO event_history (event_id, at, action, to_status, step_no, version, "
+                          "org_path, "
+                          "district_code) SELECT id, now(), 'report', 'reported', 1, 1, org_path, "
+                          "district_code "
+                          "FROM event WHERE id = :e"), {"e": event})
+        # A building well inside grid 1 stays.
+        stay = lonlat(shapely.Point(x0 + 300, y0 + 1_000))
+        conn.execute(text(
+            "INSERT INTO building (grid_id, name, floors, footprint) VALUES (:g, '里面楼', 6, "
+            "ST_Buffer(ST_SetSRID(ST_MakePoint(:x, :y), 4490), 0.0001, 'quad_segs=1'))"),
+            {"g": g1.id, "x": stay.x, "y": stay.y})
+
+    frame = two_grids("320106001001", CORNERS["c1"], split=800)
+    frame.geometry = frame.geometry.translate(xoff=40_000_000)
+    shp = tmp_path / "网格2.shp"
+    write_gbk_shapefile(shp, frame)
+
+    rehearsal = load_boundaries(fresh_db, shp, BoundaryOptions(level="grid", dry_run=True))
+    assert rehearsal.outcome == "dry_run"
+    assert rehearsal.moved == {"houses": 1, "people": 1, "buildings": 1, "compounds": 0, "events": 1}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT grid_id FROM building WHERE id = "
+                                 ":b"), {"b": building}).scalar() == g1.id
+
+    report = load_boundaries(fresh_db, shp, BoundaryOptions(level="grid"))
+
+    assert report.outcome == "loaded"
+    assert report.written == {"inserted": 0, "updated": 2, "unchanged": 0, "versions_kept": 2}
+    assert report.moved == {"houses": 1, "people": 1, "buildings": 1, "compounds": 0, "events": 1}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT org_path::text FROM person WHERE id = :p"), {"p": person}).scalar() \
+            == g2.path
+        assert conn.execute(text("SELECT grid_id, org_path::text, unit_path::text FROM event WHERE id = :e"),
+                            {"e": event}).one() == (g2.id, g2.path, g2.path)
+        assert conn.execute(text("SELECT DISTINCT org_path::text FROM event_history WHERE event_id = :e"),
+                            {"e": event}).scalar() == g2.path
+        assert conn.execute(text("SELECT count(*) FROM building WHERE grid_id = "
+                                 ":g"), {"g": g1.id}).scalar() == 1
+        versions = conn.execute(text(
+            "SELECT code, round(ST_Area(boundary::geography)) FROM territory_unit_version "
+            "WHERE code LIKE '320106001001%' ORDER BY code")).all()
+    assert [code for code, _ in versions] == ["320106001001001", "320106001001002"]
+    assert versions[0][1] == pytest.approx(2_000_000, rel=2e-3)  # the old 1000 m x 2000 m grid 1
+
+
+def _cli_env(monkeypatch, settings):
+    monkeypatch.setenv("GRIDGOV_VAR_DIR", str(settings.var_dir))
+    monkeypatch.setenv("GRIDGOV_PG_PORT", str(settings.pg_port))
+    monkeypatch.setenv("GRIDGOV_PG_DATABASE", settings.pg_database)
+
+
+def test_cli_zipped_shapefile_dry_run_writes_a_report(world, fresh_db, tmp_path, monkeypatch):
+    import json
+    import zipfile
+
+    from typer.testing import CliRunner
+
+    from gis.cli import app
+
+    frame = two_grids("320106001002", CORNERS["c2"], split=1_200)
+    shp = tmp_path / "网格边界.shp"
+    write_gbk_shapefile(shp, frame)
+    archive = tmp_path / "grids.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for part in tmp_path.glob("网格边界.*"):
+            z.write(part, part.name)
+    _cli_env(monkeypatch, fresh_db)
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["etl", "boundaries", str(archive), "--level", "grid", "--dry-run",
+                                      "--report", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "试运行" in result.output
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["outcome"] == "dry_run"
+    assert report["written"]["updated"] == 2 and report["preview"][0]["name"] == "第一网格"
+    with db.owner_engine(fresh_db).connect() as conn:
+        area = conn.execute(text("SELECT ST_Area(boundary::geography) FROM territory_unit "
+                                 "WHERE code = '320106001002001'")).scalar()
+    assert area == pytest.approx(2_000_000, rel=2e-3)  # unchanged: 1000 m wide, not 1200
+
+
+def test_cli_gcj02_kml_is_shifted_back(world, fresh_db, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from gis.cli import app
+    from gis.crs import from_wgs84_to_gcj02
+
+    x0, y0 = CORNERS["c3"]
+    true_cell = lonlat(square(x0 + 100, y0 + 100, 500, 500))
+    shifted = shapely.transform(true_cell, lambda xy: np.array([from_wgs84_to_gcj02(*p) for p in xy]))
+    frame = gpd.GeoDataFrame({"Name": ["高德网格"], "code": ["320106001003009"]}, geometry=[shifted],
+                             crs="EPSG:4326")
+    kml = tmp_path / "amap.kml"
+    frame.to_file(kml, driver="KML")
+    _cli_env(monkeypatch, fresh_db)
+    result = CliRunner().invoke(app, ["etl", "boundaries", str(kml), "--level", "grid", "--crs", "gcj02"])
+    assert result.exit_code == 0, result.output
+    assert centroid_error_m(fresh_db, "320106001003009", true_cell.centroid) < 0.5

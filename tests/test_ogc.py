@@ -1,0 +1,144 @@
+"""OGC API Features and vector tiles: GDAL's OAPIF driver (through pyogrio, with the user's token as
+GDAL_HTTP_BEARER) reads exactly the people in the user's scope, masked; paging, bbox and tiles."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyogrio
+import pytest
+from fastapi import APIRouter, FastAPI
+from fastapi.testclient import TestClient
+
+from gis import db
+from gis.api import auth, ogc
+from tests.access_helpers import (
+    add_building, add_district, add_house, add_person, add_unit, add_user, bearer, wipe,
+)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_app(settings) -> FastAPI:
+    app = FastAPI()
+    api = APIRouter(prefix="/api/v1")
+    api.include_router(auth.router(settings))
+    api.include_router(ogc.router(settings))
+    app.include_router(api)
+    return app
+
+
+@pytest.fixture(scope="module")
+def world(fresh_db):
+    wipe(fresh_db)
+    with db.owner_engine(fresh_db).begin() as conn:
+        district = add_district(conn)
+        street = add_unit(conn, "street", "320106001", "宁海路街道", district)
+        community = add_unit(conn, "community", "320106001001", "山西路社区", street)
+        g1 = add_unit(conn, "grid", "320106001001001", "第一网格", community)
+        g2 = add_unit(conn, "grid", "320106001001002", "第二网格", community)
+        mine = [add_person(conn, add_house(conn, add_building(conn, g1)), f"甲{i}") for i in range(5)]
+        theirs = [add_person(conn, add_house(conn, add_building(conn, g2)), f"乙{i}") for i in range(3)]
+        add_user(conn, "wg1", "grid_worker", g1)
+        add_user(conn, "sq", "community_staff", community)
+    return {"mine": mine, "theirs": theirs}
+
+
+@pytest.fixture(scope="module")
+def client(fresh_db, world):
+    return TestClient(make_app(fresh_db))
+
+
+def test_items_are_scoped_masked_and_paged(client, world):
+    headers = bearer(client, "wg1")
+    assert TestClient(client.app).get("/api/v1/ogc/collections/person/items").status_code == 401
+    landing = client.get("/api/v1/ogc", headers=headers).json()
+    assert {link["rel"] for link in landing["links"]} >= {"conformance", "data"}
+    ids = {c["id"] for c in client.get("/api/v1/ogc/collections", headers=headers).json()["collections"]}
+    assert {"person", "building", "grid"} <= ids
+
+    page = client.get("/api/v1/ogc/collections/person/items?limit=3", headers=headers).json()
+    assert page["numberMatched"] == 5 and page["numberReturned"] == 3
+    assert any(link["rel"] == "next" for link in page["links"])
+    rest = client.get("/api/v1/ogc/collections/person/items?limit=3&offset=3", headers=headers).json()
+    got = {f["id"] for f in page["features"] + rest["features"]}
+    assert got == set(world["mine"])
+    person = page["features"][0]["properties"]
+    assert "*" in person["id_number"] and "*" in person["phone"]
+    assert page["features"][0]["geometry"]["type"] == "Point"
+
+    # bbox: the first buildings sit at 118.77 + n * 0.001; a box around nothing returns nothing.
+    empty = client.get("/api/v1/ogc/collections/person/items?bbox=100,30,100.1,30.1", headers=headers).json()
+    assert empty["numberMatched"] == 0
+    one = client.get(f"/api/v1/ogc/collections/person/items?name={person['name']}", headers=headers).json()
+    assert [f["properties"]["name"] for f in one["features"]] == [person["name"]]
+    theirs = world["theirs"][0]
+    assert client.get(f"/api/v1/ogc/collections/person/items/{theirs}", headers=headers).status_code == 404
+
+
+def test_vector_tiles_hold_only_the_scope(client, world):
+    headers = bearer(client, "wg1")
+    tilejson = client.get("/api/v1/ogc/collections/building/tiles.json", headers=headers).json()
+    assert tilejson["tiles"][0].endswith("/tiles/{z}/{x}/{y}.mvt")
+    # the z12 tile holding every building (118.77 + n * 0.001, 32.06)
+    z = 12
+    import math
+
+    x = int((118.775 + 180) / 360 * 2 ** z)
+    y = int((1 - math.asinh(math.tan(math.radians(32.06))) / math.pi) / 2 * 2 ** z)
+    mine = client.get(f"/api/v1/ogc/collections/building/tiles/{z}/{x}/{y}.mvt", headers=headers)
+    assert mine.status_code == 200 and mine.headers["content-type"] == ogc.MVT
+    wide = client.get(f"/api/v1/ogc/collections/building/tiles/{z}/{x}/{y}.mvt", headers=bearer(client, "sq"))
+    assert 0 < len(mine.content) < len(wide.content)
+    person_tile = client.get(f"/api/v1/ogc/collections/person/tiles/{z}/{x}/{y}.mvt", headers=headers)
+    assert person_tile.status_code == 200 and b"id_number" not in person_tile.content
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_app() -> FastAPI:
+    """The app for the uvicorn subprocess, on the database named in the environment."""
+    from gis.settings import Settings
+
+    return make_app(Settings())
+
+
+def test_gdal_oapif_reads_what_the_user_may_see(fresh_db, world, client):
+    token = bearer(client, "wg1")["Authorization"].removeprefix("Bearer ")
+    port = _free_port()
+    # A process of its own: pyogrio holds the GIL while it fetches features, so a server thread in this
+    # process could never answer.
+    env = {**os.environ, "GRIDGOV_VAR_DIR": str(fresh_db.var_dir), "GRIDGOV_PG_PORT": str(fresh_db.pg_port),
+           "GRIDGOV_PG_DATABASE": fresh_db.pg_database}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "tests.test_ogc:server_app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"], env=env, cwd=ROOT)
+    try:
+        for _ in range(200):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        # GDAL_HTTP_HEADERS is overridden by the OAPIF driver's own Accept header (GDAL 3.12); GDAL's
+        # bearer authentication sends the same Authorization header and is not.
+        pyogrio.set_gdal_config_options({"GDAL_HTTP_AUTH": "BEARER", "GDAL_HTTP_BEARER": token,
+                                         "GDAL_HTTP_TIMEOUT": "20"})
+        frame = pyogrio.read_dataframe(f"OAPIF:http://127.0.0.1:{port}/api/v1/ogc", layer="person")
+    finally:
+        pyogrio.set_gdal_config_options({"GDAL_HTTP_AUTH": None, "GDAL_HTTP_BEARER": None,
+                                         "GDAL_HTTP_TIMEOUT": None})
+        server.terminate()
+        server.wait(timeout=10)
+    assert sorted(frame["name"]) == [f"甲{i}" for i in range(5)]
+    assert frame["id_number"].str.contains(r"\*").all()
+    assert frame.geometry.geom_type.eq("Point").all()
