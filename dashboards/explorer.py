@@ -1,38 +1,494 @@
-"""The map explorer (地图): the district on the shared map, with its totals and the clicked unit beside it."""
+"""The map explorer (地图): drill-down, 以房找人, 以人找房, big layers and the analysts' workbench.
+
+- **Drill-down**: district › street › community › grid › compound › building, with breadcrumbs. The
+  current unit's children are drawn coloured by the chosen figure (people, households, special
+  populations, events), listed with their totals, and a click on one descends into it.
+- **以房找人**: a click on a building (or choosing it) opens its 楼盘表 — units × floors × rooms, each flat
+  coloured by its status — and a click on a flat lists its household, masked.
+- **以人找房**: search by name, full ID number or phone; choosing a result zooms to the building, marks
+  the flat and opens the household.
+- **Big layers**: people, houses, buildings and events are rasterized with datashader per viewport at
+  low zoom and drawn as vectors (capped) when zoomed in; a click on the raster is looked up in PostGIS.
+- **Workbench**: draw a polygon or rectangle (or a circle: a point and a radius) and count what is inside.
+
+Every read runs through ``connect()`` — a connection as the app role scoped to the user — and the
+services in :mod:`layers.spatial` and :mod:`layers.housing_grid`; this module writes no SQL.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import datashader as ds
+import geopandas as gpd
+import geoviews as gv
+import holoviews as hv
+import pandas as pd
 import panel as pn
+import param
+from cartopy import crs as ccrs
+from holoviews.operation.datashader import rasterize
+from shapely.geometry import Point, Polygon, box
 from sqlalchemy import Connection
 
 from dashboards import theme
 from dashboards.map import TerritoryMap
-from layers import territory
+from gis.security.roles import SPECIAL_CATEGORIES
+from layers import housing_grid, people, spatial, territory
+
+Connect = Callable[[], AbstractContextManager[Connection]]
+
+# Below this viewport width (Mercator metres) big layers are drawn as vectors instead of a raster.
+VECTOR_WIDTH = 2500
+VECTOR_CAP = 3000
+FIGURE_CMAPS = {"people": "Blues", "households": "Greens", "special": "Reds", "events": "Oranges"}
+SEARCH_KINDS = {"姓名": "name", "身份证号": "id_number", "电话": "phone"}
+_FLAT_CSS = {
+    status: f".bk-btn {{ background: {colour} !important; border: 1px solid #7d7d7d !important; "
+            "color: #222 !important; font-size: 12px; padding: 2px 4px; }"
+    for status, colour in housing_grid.STATUS_COLOURS.items()
+}
+_MARKED_CSS = ".bk-btn { outline: 3px solid #1f3b63 !important; outline-offset: -3px; font-weight: 700; }"
+
+
+class Explorer(param.Parameterized):
+    """One session's explorer: the drill-down state, the panels and the map overlays."""
+
+    node = param.ClassSelector(class_=spatial.Node)
+    figure = param.Selector(default="people", objects=list(spatial.FIGURES))
+    building_id = param.Integer(default=None, allow_None=True)
+    house_id = param.Integer(default=None, allow_None=True)
+    big_layer = param.Selector(default="", objects=["", *spatial.VIEWPORT_LAYERS])
+    special_layer = param.Selector(default="", objects=["", *SPECIAL_CATEGORIES])
+
+    def __init__(self, user: Any, connect: Connect, top: spatial.Node, units: gpd.GeoDataFrame,
+                 basemap: spatial.Basemap, **params):
+        super().__init__(node=top, **params)
+        self.user, self.connect, self.top = user, connect, top
+        self.categories = housing_grid.visible_categories(user)
+        self.children = gpd.GeoDataFrame({"level": [], "key": [], "name": [], "value": []}, geometry=[],
+                                         crs="EPSG:3857")
+        self._building_point: tuple[float, float] | None = None
+        self._mark_house: int | None = None
+
+        self.children_stream = hv.streams.Pipe(data=None)
+        self.mark_stream = hv.streams.Pipe(data=[])
+        children_layer = hv.DynamicMap(self._children_element, streams=[self.children_stream])
+        mark_layer = hv.DynamicMap(
+            lambda data: gv.Points(data, kdims=["x", "y"], crs=ccrs.GOOGLE_MERCATOR).opts(
+                size=16, color="#d62728", line_color="white", line_width=2, marker="diamond"),
+            streams=[self.mark_stream])
+        self.range_stream = hv.streams.RangeXY()
+        big_raster = rasterize(
+            hv.DynamicMap(self._big_points, streams=[self.range_stream, self.param.big_layer]),
+            aggregator=ds.sum("n"), width=400, height=400,
+        ).opts(cmap="fire", alpha=0.75, colorbar=False, clipping_colors={"min": "transparent"},
+               cnorm="eq_hist")
+        big_vectors = hv.DynamicMap(self._big_vectors, streams=[self.range_stream, self.param.big_layer])
+        special_layer = hv.DynamicMap(self._special_points, streams=[self.param.special_layer])
+        draw_box = hv.Rectangles([]).opts(fill_alpha=0.15, fill_color="#1f77b4", line_color="#1f77b4",
+                                          line_width=2)
+        draw_poly = hv.Polygons([]).opts(fill_alpha=0.15, fill_color="#9467bd", line_color="#9467bd",
+                                         line_width=2)
+        self.box_stream = hv.streams.BoxEdit(source=draw_box, num_objects=1)
+        self.poly_stream = hv.streams.PolyDraw(source=draw_poly, num_objects=1, drag=True)
+        self.map = TerritoryMap(units, basemap=basemap, overlays=[
+            draw_box, draw_poly, children_layer, big_raster, big_vectors, special_layer, mark_layer])
+        self.range_stream.source = self.map.pane.object
+        self.map.param.watch(lambda event: event.new and self._tapped(*event.new), "clicked")
+
+        # ---- side: breadcrumbs, figure, children
+        self.crumbs = pn.FlexBox(sizing_mode="stretch_width", css_classes=["gg-breadcrumbs"], margin=(0, 5),
+                                 flex_wrap="wrap")
+        self.figure_select = pn.widgets.RadioButtonGroup(
+            options={label: key for key, label in spatial.FIGURES.items()}, value=self.figure,
+            color="primary", variant="outline", sizing_mode="stretch_width")
+        self.figure_select.link(self, value="figure")
+        self.children_table = pn.widgets.Tabulator(
+            pd.DataFrame(columns=["名称", "数值"]), show_index=False, disabled=True, selectable=1,
+            sizing_mode="stretch_width", height=260, css_classes=["gg-children"], layout="fit_data_stretch")
+        self.children_table.on_click(self._child_clicked)
+        self.children_title = pn.pane.Markdown("", css_classes=["gg-children-title"], margin=(0, 10))
+
+        # ---- 以人找房
+        self.search_kind = pn.widgets.RadioButtonGroup(options=SEARCH_KINDS, value="name",
+                                                       sizing_mode="stretch_width")
+        self.search_text = pn.widgets.TextInput(placeholder="输入姓名、完整身份证号或电话",
+                                                sizing_mode="stretch_width", css_classes=["gg-search"])
+        self.search_button = pn.widgets.Button(label="以人找房", color="primary",
+                                               sizing_mode="stretch_width")
+        self.search_button.on_click(self._search)
+        self.search_text.param.watch(self._search, "enter_pressed")
+        self.results = pn.widgets.Tabulator(
+            pd.DataFrame(columns=["姓名", "身份证号", "住址"]), show_index=False, disabled=True, selectable=1,
+            sizing_mode="stretch_width", height=180, css_classes=["gg-results"], visible=False)
+        self.results.on_click(self._result_clicked)
+        self.search_message = pn.pane.Markdown("", margin=(0, 10))
+        self._result_rows: list[dict] = []
+
+        # ---- 楼盘表 and household
+        self.housing = pn.Column(sizing_mode="stretch_width", css_classes=["gg-housing"])
+        self.household = pn.Column(sizing_mode="stretch_width", css_classes=["gg-household"])
+
+        # ---- big layers and workbench
+        self.big_select = pn.widgets.Select(
+            label="大数据图层", sizing_mode="stretch_width",
+            options={"（不显示）": "", **{v: k for k, v in spatial.VIEWPORT_LAYERS.items()}})
+        self.big_select.link(self, value="big_layer")
+        # Only the categories the role grants are offered: the others do not exist for this user.
+        self.special_select = pn.widgets.Select(
+            label="特殊人群图层", sizing_mode="stretch_width", css_classes=["gg-special-layer"],
+            options={"（不显示）": "", **{SPECIAL_CATEGORIES[c]: c for c in self.categories}},
+            disabled=not self.categories)
+        self.special_select.link(self, value="special_layer")
+        self.click_info = pn.pane.Markdown("", margin=(0, 10), css_classes=["gg-click-info"])
+        self.area_layers = pn.widgets.CheckBoxGroup(
+            options={v: k for k, v in spatial.AREA_LAYERS.items()}, value=["person", "household", "building"],
+            inline=True)
+        self.radius = pn.widgets.FloatInput(label="圆形/缓冲半径（米，点击地图定圆心）", value=0, start=0,
+                                            end=20000, step=50, sizing_mode="stretch_width",
+                                            css_classes=["gg-radius"])
+        self.area_button = pn.widgets.Button(label="统计绘制范围", color="success",
+                                             sizing_mode="stretch_width")
+        self.area_button.on_click(self._query_area)
+        self.area_counts = pn.pane.Markdown("", css_classes=["gg-area-counts"], stylesheets=[theme.TABLE_CSS],
+                                            sizing_mode="stretch_width")
+        self.area_rows = pn.widgets.Tabulator(pd.DataFrame(), show_index=False, disabled=True,
+                                              sizing_mode="stretch_width", height=220, visible=False)
+        self._circle_centre: tuple[float, float] | None = None
+
+        self.param.watch(lambda _: self._refresh_children(), ["node", "figure"])
+        self._refresh_children(zoom=False)
+
+    # ------------------------------------------------------------------ drill-down
+    def _children_element(self, data) -> gv.Polygons:
+        frame = data if data is not None and len(data) else None
+        vdims = ["value", "name", "level_label"]
+        if frame is None:
+            return gv.Polygons([], vdims=vdims, crs=ccrs.GOOGLE_MERCATOR)
+        label = spatial.FIGURES[self.figure]
+        return gv.Polygons(frame[["geometry", *vdims]], vdims=vdims, crs=ccrs.GOOGLE_MERCATOR).opts(
+            color="value", cmap=FIGURE_CMAPS[self.figure], clim=(0, max(1, float(frame["value"].max()))),
+            fill_alpha=0.6, line_color="#333333",
+            line_width=1, colorbar=True, clabel=label, tools=["hover"],
+            hover_tooltips=[("名称", "@name"), ("层级", "@level_label"), (label, "@value")])
+
+    def _refresh_children(self, zoom: bool = True) -> None:
+        with self.connect() as conn:
+            crumbs = spatial.breadcrumbs(conn, self.node, self.top.key)
+            children = spatial.drill_children(conn, self.node, self.figure,
+                                              special_categories=self.categories)
+            # A building has no children: draw it among its neighbours (its parent's children) instead.
+            shown = children
+            if self.node.level == "building" and len(crumbs) > 1:
+                shown = spatial.drill_children(conn, crumbs[-2], self.figure,
+                                               special_categories=self.categories)
+        for frame in (children, shown):
+            frame["level_label"] = frame["level"].map(spatial.DRILL_LABELS)
+        drawn = self.map.to_draw_frame(shown) if len(shown) else shown.to_crs("EPSG:3857")
+        self.children = drawn
+        self.children_stream.send(drawn)
+        self._draw_crumbs(crumbs)
+        label = spatial.FIGURES[self.figure]
+        total = int(children["value"].sum()) if len(children) else 0
+        self.children_title.object = (f"**{self.node.name}** 下级{len(children)}个 · {label}合计 "
+                                      f"<span class='gg-total'>{total:,}</span>")
+        self.children_table.value = pd.DataFrame({"名称": children["name"], "层级": children["level_label"],
+                                                  label: children["value"].astype(int)})
+        if self.node.level == "building":
+            self.open_building(int(self.node.key), zoom=zoom, mark_house=self._mark_house)
+        if zoom and self.node.level != "building":
+            self._zoom_to_node(drawn)
+
+    def _zoom_to_node(self, drawn: gpd.GeoDataFrame) -> None:
+        if len(drawn):
+            self.map.zoom_to(drawn.total_bounds)
+        elif self.node.level == "building" and self._building_point is not None:
+            x, y = self._building_point
+            self.map.zoom_to((x - 80, y - 80, x + 80, y + 80))
+
+    def _draw_crumbs(self, crumbs: list[spatial.Node]) -> None:
+        buttons = []
+        for i, crumb in enumerate(crumbs):
+            last = i == len(crumbs) - 1
+            button = pn.widgets.Button(label=crumb.name, color="primary" if last else "light",
+                                       css_classes=["gg-crumb"], margin=(2, 2), disabled=last)
+            button.on_click(lambda _, c=crumb: self.descend(c))
+            buttons.append(button)
+        self.crumbs.objects = buttons
+
+    def descend(self, node: spatial.Node) -> None:
+        if node.level != "building":
+            self.building_id = None
+            self.housing.objects, self.household.objects = [], []
+        self.node = node
+
+    def _child_clicked(self, event) -> None:
+        if event.row is None or event.row >= len(self.children):
+            return
+        child = self.children.iloc[event.row]
+        self.descend(spatial.Node(child["level"], child["key"], child["name"]))
+
+    def _tapped(self, x: float | None, y: float | None) -> None:
+        if x is None or y is None:
+            return
+        lon, lat = self.map.to_lonlat(x, y)
+        self._circle_centre = (lon, lat)  # the centre of a circle, should the analyst give a radius
+        # A building under the click (or, on a raster, the nearest within a few pixels) opens its 楼盘表.
+        tolerance = 15.0 if self.big_layer else 0.0
+        with self.connect() as conn:
+            hit = spatial.building_at(conn, lon, lat, tolerance)
+        if self.big_layer:
+            self.click_info.object = (f"点击位置 {lon:.5f}, {lat:.5f}：" +
+                                      (f"**{hit['name']}**（{hit['compound_name'] or '无小区'}）" if hit
+                                       else "附近没有楼栋"))
+        if hit is not None and self.node.level in ("grid", "compound", "building"):
+            self.descend(spatial.Node("building", str(hit["id"]), hit["name"]))
+            return
+        point = Point(x, y)
+        inside = self.children[self.children.geometry.contains(point)] if len(self.children) else []
+        if len(inside):
+            child = inside.iloc[0]
+            self.descend(spatial.Node(child["level"], child["key"], child["name"]))
+
+    # ------------------------------------------------------------------ 以房找人
+    def open_building(self, building_id: int, *, zoom: bool = True, mark_house: int | None = None) -> None:
+        with self.connect() as conn:
+            grid = housing_grid.housing_grid(conn, building_id, special_categories=self.categories)
+            location = None
+            if grid is not None and grid.flats:
+                location = housing_grid.house_location(conn, grid.flats[0].house_id)
+        if grid is None:
+            self.housing.objects = [pn.pane.Alert("未找到该楼栋，或其不在您的辖区内。", alert_type="warning")]
+            return
+        self.building_id = building_id
+        if location is not None:
+            self._building_point = self.map.to_draw(location["lon"], location["lat"])
+            self.mark_stream.send([self._building_point])
+            if zoom:
+                x, y = self._building_point
+                self.map.zoom_to((x - 80, y - 80, x + 80, y + 80))
+        self.housing.objects = [self._housing_panel(grid, mark_house)]
+
+    def _housing_panel(self, grid: housing_grid.HousingGrid, mark_house: int | None) -> pn.viewable.Viewable:
+        counts = grid.counts()
+        legend = " ".join(
+            f"<span style='background:{housing_grid.STATUS_COLOURS[k]};padding:1px 6px;"
+            f"border:1px solid #888'>{label} {counts[k]}</span>"
+            for k, label in housing_grid.STATUS_LABELS.items()
+            if k != "special" or self.categories)
+        parts: list = [pn.pane.HTML(legend, margin=(0, 10))]
+        for unit_no in grid.unit_numbers:
+            rows = []
+            for floor, flats in grid.rows(unit_no):
+                cells = [pn.pane.Markdown(f"{floor}层", width=40, margin=(4, 2))]
+                for flat in flats:
+                    stylesheets = [_FLAT_CSS[flat.status]]
+                    if flat.house_id == mark_house:
+                        stylesheets.append(_MARKED_CSS)
+                    tip = f"{flat.room_no} {flat.status_label}"
+                    if flat.head_name:
+                        tip += f" 户主 {flat.head_name}"
+                    button = pn.widgets.Button(
+                        label=f"{flat.room_no} {flat.head_name or '空'}", width=96, height=34,
+                        margin=(1, 1), stylesheets=stylesheets, description=tip,
+                        css_classes=["gg-flat", f"gg-{flat.status}"])
+                    button.on_click(lambda _, h=flat.house_id, r=flat.room_no: self.open_household(h, r))
+                    cells.append(button)
+                rows.append(pn.Row(*cells, margin=0))
+            parts.append(pn.Card(*rows, title=f"{unit_no}单元", collapsible=False, margin=(4, 0),
+                                 sizing_mode="stretch_width"))
+        title = f"楼盘表 · {grid.compound_name + ' ' if grid.compound_name else ''}{grid.name}"
+        return pn.Card(*parts, title=title, sizing_mode="stretch_width", collapsible=False,
+                       css_classes=["gg-housing-card"])
+
+    def open_household(self, house_id: int, room_no: str = "") -> None:
+        with self.connect() as conn:
+            members = housing_grid.household_members(conn, house_id, special_categories=self.categories)
+        self.house_id = house_id
+        if not members:
+            self.household.objects = [pn.pane.Markdown(f"**{room_no} 住户**：空置，无现住人员")]
+            return
+        frame = pd.DataFrame({
+            "姓名": [m["name"] for m in members],
+            "与户主关系": [m["relation_label"] for m in members],
+            "身份证号": [m["id_number"] for m in members],
+            "电话": [m["phone"] for m in members],
+            "特殊人群": ["、".join(SPECIAL_CATEGORIES[c] for c in m["special"]) for m in members],
+        })
+        table = pn.widgets.Tabulator(frame, show_index=False, disabled=True, sizing_mode="stretch_width",
+                                     css_classes=["gg-members"], layout="fit_data_stretch")
+        link = pn.pane.HTML("<a href='/registries?registry=person' target='_blank'>在人口台账中查看</a>")
+        self.household.objects = [pn.Card(table, link, title=f"{room_no} 住户（{len(members)}人）",
+                                          collapsible=False, sizing_mode="stretch_width")]
+
+    # ------------------------------------------------------------------ 以人找房
+    def _search(self, *_: Any) -> None:
+        value = (self.search_text.value or "").strip()
+        if not value:
+            self.search_message.object = "请输入要查找的姓名、身份证号或电话。"
+            return
+        with self.connect() as conn:
+            page = people.list_people(conn, **{self.search_kind.value: value}, within=self.top.key
+                                      if self.top.level in territory.LEVELS else None, limit=50)
+        self._result_rows = page.items
+        self.results.value = pd.DataFrame({
+            "姓名": [r["name"] for r in page.items], "身份证号": [r["id_number"] for r in page.items],
+            "住址": [r["address"] or "（无现住址）" for r in page.items]})
+        self.results.visible = bool(page.items)
+        self.search_message.object = (f"找到 {page.total} 人" + ("，点击一行定位到住所" if page.items else "")
+                                      if page.total else "辖区内没有找到匹配的人员。")
+        if len(page.items) == 1:
+            self.locate_person(page.items[0])
+
+    def _result_clicked(self, event) -> None:
+        if event.row is not None and event.row < len(self._result_rows):
+            self.locate_person(self._result_rows[event.row])
+
+    def locate_person(self, row: dict) -> None:
+        if not row.get("building_id"):
+            self.search_message.object = f"{row['name']} 没有登记现住房屋。"
+            return
+        with self.connect() as conn:
+            location = housing_grid.house_location(conn, row["house_id"])
+            node = spatial.node_at(conn, "building", str(row["building_id"]))
+        self._mark_house = row["house_id"]
+        try:
+            if node == self.node:
+                self.open_building(row["building_id"], mark_house=row["house_id"])
+            else:
+                self.node = node
+        finally:
+            self._mark_house = None
+        self.open_household(row["house_id"], location["room_no"] if location else "")
+
+    # ------------------------------------------------------------------ big layers
+    def _big_points(self, x_range=None, y_range=None, big_layer: str = "") -> hv.Points:
+        empty = hv.Points(pd.DataFrame({"x": [], "y": [], "n": []}), kdims=["x", "y"], vdims=["n"])
+        if not big_layer or x_range is None or y_range is None:
+            return empty
+        if x_range[1] - x_range[0] < VECTOR_WIDTH:
+            return empty  # zoomed in: the vectors draw it
+        with self.connect() as conn:
+            frame = spatial.viewport_points(conn, big_layer, (x_range[0], y_range[0], x_range[1], y_range[1]))
+        return hv.Points(frame, kdims=["x", "y"], vdims=["n"])
+
+    def _big_vectors(self, x_range=None, y_range=None, big_layer: str = "") -> hv.Overlay:
+        empty = gv.Polygons([], vdims=["name", "people"], crs=ccrs.GOOGLE_MERCATOR)
+        if not big_layer or x_range is None or y_range is None or x_range[1] - x_range[0] >= VECTOR_WIDTH:
+            return empty
+        with self.connect() as conn:
+            frame = spatial.buildings_in_view(conn, (x_range[0], y_range[0], x_range[1], y_range[1]),
+                                              cap=VECTOR_CAP)
+        if frame.empty:
+            return empty
+        return gv.Polygons(frame[["geometry", "name", "people"]], vdims=["name", "people"],
+                           crs=ccrs.GOOGLE_MERCATOR).opts(
+            color="people", cmap="YlOrRd", line_color="#555555", fill_alpha=0.8, tools=["hover"],
+            hover_tooltips=[("楼栋", "@name"), ("人数", "@people")])
+
+    def _special_points(self, special_layer: str = "") -> gv.Points:
+        if special_layer and special_layer in self.categories:
+            with self.connect() as conn:
+                frame = spatial.special_points(conn, special_layer)
+        else:
+            frame = pd.DataFrame({"x": [], "y": [], "n": []})
+        if self.map.basemap.frame == "gcj02" and len(frame):
+            points = self.map.to_draw_frame(gpd.GeoDataFrame(
+                frame, geometry=gpd.points_from_xy(frame.x, frame.y), crs="EPSG:3857").to_crs("EPSG:4490"))
+            frame = frame.assign(x=points.geometry.x.values, y=points.geometry.y.values)
+        frame["size"] = 8 + 4 * frame["n"].clip(upper=6)
+        return gv.Points(frame, kdims=["x", "y"], vdims=["n", "size"], crs=ccrs.GOOGLE_MERCATOR).opts(
+            size="size", color="#7b2cbf", alpha=0.8, line_color="white", tools=["hover"],
+            hover_tooltips=[("人数", "@n")])
+
+    # ------------------------------------------------------------------ workbench
+    def _drawn_area(self) -> Polygon | None:
+        data = self.poly_stream.data or {}
+        if len(data.get("xs", ())) and len(data["xs"][0]) >= 3:
+            points = [self.map.to_lonlat(x, y) for x, y in zip(data["xs"][0], data["ys"][0], strict=True)]
+            return Polygon(points)
+        data = self.box_stream.data or {}
+        if len(data.get("x0", ())):
+            (lon0, lat0), (lon1, lat1) = (self.map.to_lonlat(data["x0"][0], data["y0"][0]),
+                                          self.map.to_lonlat(data["x1"][0], data["y1"][0]))
+            return box(min(lon0, lon1), min(lat0, lat1), max(lon0, lon1), max(lat0, lat1))
+        return None
+
+    def _query_area(self, *_: Any) -> None:
+        area, buffer_m = self._drawn_area(), float(self.radius.value or 0)
+        if area is None and self._circle_centre and buffer_m > 0:
+            area = Point(*self._circle_centre)
+        if area is None:
+            self.area_counts.object = "请先在地图上画多边形或矩形（工具栏），或设半径后点击地图定圆心。"
+            return
+        try:
+            with self.connect() as conn:
+                result = spatial.area_query(conn, area, self.area_layers.value, buffer_m=buffer_m,
+                                            special_categories=self.categories)
+        except spatial.SpatialError as error:
+            self.area_counts.object = f"**无法统计**：{error}"
+            return
+        self.show_area_result(result)
+
+    def show_area_result(self, result: spatial.AreaResult) -> None:
+        lines = [f"| {spatial.AREA_LAYERS[k]} | {v:,} |" for k, v in result.counts.items()]
+        for layer, breakdown in result.breakdown.items():
+            lines += [f"| &nbsp;&nbsp;{spatial.AREA_LAYERS[layer]}·{k} | {v:,} |"
+                      for k, v in breakdown.items()]
+        self.area_counts.object = (f"范围面积 {result.area_m2 / 1e6:.3f} 平方公里\n\n"
+                                   "| 类别 | 数量 |\n|:--|--:|\n" + "\n".join(lines))
+        rows = result.rows.get("person") or next((r for r in result.rows.values() if r), [])
+        self.area_rows.value = pd.DataFrame(rows)
+        self.area_rows.visible = bool(rows)
+
+    # ------------------------------------------------------------------ layout
+    def sidebar(self, totals_card: pn.viewable.Viewable, user_label: str) -> pn.viewable.Viewable:
+        search = pn.Card(self.search_kind, self.search_text, self.search_button, self.search_message,
+                         self.results, title="以人找房", collapsible=False, sizing_mode="stretch_width")
+        drill = pn.Card(self.crumbs, self.figure_select, self.children_title, self.children_table,
+                        title="逐级下钻", collapsible=False, sizing_mode="stretch_width")
+        return pn.Column(totals_card, drill, search, self.map.controls, self.big_select, self.special_select,
+                         self.click_info,
+                         pn.pane.Markdown(pn.bind(_selected_text, self.map.param.selected),
+                                          sizing_mode="stretch_width", css_classes=["gg-selected"]),
+                         pn.pane.Markdown(f"<small>当前用户：{user_label}</small>",
+                                          sizing_mode="stretch_width"),
+                         sizing_mode="stretch_width")
+
+    def main(self) -> pn.viewable.Viewable:
+        workbench = pn.Card(
+            pn.pane.Markdown("用工具栏的多边形或矩形工具在地图上绘制范围；或填写半径后点击地图定圆心。",
+                             margin=(0, 10)),
+            self.area_layers, self.radius, self.area_button, self.area_counts, self.area_rows,
+            title="范围分析", collapsed=False, sizing_mode="stretch_width", css_classes=["gg-workbench"])
+        panels = pn.Column(self.housing, self.household, workbench, width=440, margin=(0, 0, 0, 10))
+        return pn.Row(self.map, panels, sizing_mode="stretch_both", min_height=640)
 
 
 def explorer_page(
-    conn: Connection, scope: str, *, user_label: str, tile_url: str | None
+    user: Any, connect: Connect, *, basemap: spatial.Basemap | None = None, tile_url: str | None = None,
 ) -> pn.template.BaseTemplate:
-    """Build the page for one session, reading everything it needs through ``conn`` up front."""
-    top = territory.unit_at_path(conn, scope)
-    if top is None:
-        return theme.notice_page("地图", "暂无区划数据",
-                                 "数据库中还没有本辖区的区划边界。请先导入区划或生成演示区 (gridgov demo)。")
-    units = territory.territory_units(conn, within_path=scope)
-    totals = territory.territory_totals(conn, scope)
-
-    territory_map = TerritoryMap(units, tile_url=tile_url)
-    side = pn.Column(
-        pn.pane.Markdown(f"### {top.name}\n{territory.LEVEL_LABELS[top.level]} · 代码 {top.code}",
-                         css_classes=["gg-unit-title"], sizing_mode="stretch_width"),
-        _totals_card(totals),
-        territory_map.controls,
-        pn.pane.Markdown(pn.bind(_selected_text, territory_map.param.selected), sizing_mode="stretch_width",
-                         css_classes=["gg-selected"]),
-        pn.pane.Markdown(f"<small>当前用户：{user_label}</small>", sizing_mode="stretch_width"),
-        sizing_mode="stretch_width",
-    )
-    return theme.page(f"{top.name} 网格化服务管理 · 地图", main=[territory_map], sidebar=[side])
+    """Build the page for one session; ``connect()`` opens a connection scoped to ``user``."""
+    scope = user.scope
+    with connect() as conn:
+        top = territory.unit_at_path(conn, scope)
+        if top is None:
+            return theme.notice_page("地图", "暂无区划数据", "数据库中还没有本辖区的区划边界。"
+                                     "请先导入区划或生成演示区 (gridgov demo)。")
+        units = territory.territory_units(conn, within_path=scope)
+        totals = territory.territory_totals(conn, scope)
+    explorer = Explorer(user, connect, spatial.Node(top.level, top.path, top.name), units,
+                        basemap or spatial.Basemap(tile_url, "cgcs2000"))
+    title_card = pn.pane.Markdown(f"### {top.name}\n{territory.LEVEL_LABELS[top.level]} · 代码 {top.code}",
+                                  css_classes=["gg-unit-title"], sizing_mode="stretch_width")
+    side = pn.Column(title_card, explorer.sidebar(_totals_card(totals), user.display_name),
+                     sizing_mode="stretch_width")
+    page = theme.page(f"{top.name} 网格化服务管理 · 地图", main=[explorer.main()], sidebar=[side])
+    page.explorer = explorer  # for tests and other pages reusing the session's explorer
+    return page
 
 
 def _totals_card(totals: dict[str, int]) -> pn.viewable.Viewable:

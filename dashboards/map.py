@@ -4,6 +4,8 @@ Geometries are stored in CGCS2000 (EPSG:4490) and drawn in Web Mercator (EPSG:38
 reprojected once with GeoPandas and handed to GeoViews already in Mercator, so nothing is projected in
 the browser. The background is a plain ground colour plus our own layers, which works with no network;
 an XYZ tile URL (our own ``/tiles/`` folder, or an opt-in internet source) goes underneath when given.
+A Gaode basemap is drawn in GCJ-02, so over it every overlay is shifted into GCJ-02 before it is
+projected (:meth:`TerritoryMap.to_draw_frame`) and every click is shifted back (:meth:`to_lonlat`).
 
 Layers are switched by hiding their Bokeh renderers rather than redrawing the plot, so the user's zoom
 survives a toggle. A click selects the smallest shown unit under the cursor (``TerritoryMap.selected``),
@@ -15,6 +17,7 @@ which pages use for their side panels and for drill-down.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 
@@ -26,7 +29,11 @@ import param
 from bokeh.models import DataRange1d, GlyphRenderer, HoverTool, ScaleBar
 from bokeh.models.annotations.dimensional import ImperialLength
 from cartopy import crs as ccrs
+from pyproj import Transformer
 from shapely.geometry import Point
+
+from layers.events.position import to_cgcs2000
+from layers.spatial import Basemap, shift_to_gcj02
 
 DRAW_CRS = "EPSG:3857"
 GROUND = "#eeeee4"  # a quiet paper colour: the "basemap" when there are no tiles
@@ -54,11 +61,34 @@ _FINEST_FIRST = ("grid", "community", "street", "district")
 
 # The toolbar's reset, from a button: data ranges re-fit to the layers at the frame's current aspect.
 _RESET_VIEW = "const view = Bokeh.index.find_one(figure); if (view != null) { view.reset() }"
+# A zoom asked for by the server ([x0, y0, x1, y1, serial] in the widget's value): done in the browser,
+# where the frame's size is known, and marked as an interactive change so the data ranges keep it
+# instead of re-fitting to the layers when an overlay's data changes.
+_ZOOM_VIEW = """
+const request = JSON.parse(cb_obj.value || "null");
+const view = Bokeh.index.find_one(figure);
+if (request == null || view == null) { return }
+let [x0, y0, x1, y1] = request;
+const pad = 0.08;
+const width = Math.max(x1 - x0, 50) * (1 + 2 * pad), height = Math.max(y1 - y0, 50) * (1 + 2 * pad);
+const frame = view.frame.bbox;
+const aspect = frame.width > 0 && frame.height > 0 ? frame.width / frame.height : 1.6;
+const [w, h] = width / height < aspect ? [height * aspect, height] : [width, width / aspect];
+const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
+for (const range of [figure.x_range, figure.y_range]) { range.have_updated_interactively = true }
+figure.x_range.setv({start: cx - w / 2, end: cx + w / 2});
+figure.y_range.setv({start: cy - h / 2, end: cy + h / 2});
+"""
 
 
-def to_draw_crs(units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Units with a boundary, reprojected for drawing (EPSG:4490 → EPSG:3857), with the names of the
-    street and community each lies in (``street_name``, ``community_name``) for the tooltips."""
+_TO_MERCATOR = Transformer.from_crs("EPSG:4490", DRAW_CRS, always_xy=True)
+_TO_LONLAT = Transformer.from_crs(DRAW_CRS, "EPSG:4490", always_xy=True)
+
+
+def to_draw_crs(units: gpd.GeoDataFrame, frame: str = "cgcs2000") -> gpd.GeoDataFrame:
+    """Units with a boundary, reprojected for drawing (EPSG:4490 → EPSG:3857, through GCJ-02 when the
+    basemap's ``frame`` is ``gcj02``), with the names of the street and community each lies in
+    (``street_name``, ``community_name``) for the tooltips."""
     named = {(level, code): name for level, code, name in units[["level", "code", "name"]].itertuples(False)}
 
     def ancestor(path: str, level: str) -> str:
@@ -67,6 +97,8 @@ def to_draw_crs(units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     drawable = units[units.geometry.notna() & ~units.geometry.is_empty].copy()
     drawable["street_name"] = [ancestor(path, "street") for path in drawable.path]
     drawable["community_name"] = [ancestor(path, "community") for path in drawable.path]
+    if frame == "gcj02":
+        drawable["geometry"] = shift_to_gcj02(drawable.geometry)
     return drawable.to_crs(DRAW_CRS)
 
 
@@ -103,12 +135,16 @@ class TerritoryMap(pn.viewable.Viewer):
                                doc="Which switchable layers are visible.")
     selected = param.Dict(default=None, allow_None=True,
                           doc="The unit last clicked: level, level_label, code, name, path.")
+    clicked = param.Tuple(default=None, allow_None=True, length=2,
+                          doc="The point last clicked, as drawn (EPSG:3857; see to_lonlat).")
 
     def __init__(self, units: gpd.GeoDataFrame, *, tile_url: str | None = None,
-                 overlays: Sequence[hv.Element] = (), min_height: int = 560, **params):
+                 basemap: Basemap | None = None, overlays: Sequence[hv.Element] = (),
+                 min_height: int = 560, **params):
         super().__init__(**params)
-        self._units = to_draw_crs(units)
-        self._tile_url = tile_url
+        self.basemap = basemap or Basemap(tile_url, "cgcs2000", "底图" if tile_url else "无底图（离线）")
+        self._units = to_draw_crs(units, self.basemap.frame)
+        self._tile_url = self.basemap.url
         self._overlays = list(overlays)
         # level → (glyph renderer, hover tool) as drawn, once per Bokeh root showing this map
         self._drawn: dict[str, list[tuple[GlyphRenderer, HoverTool]]] = {}
@@ -124,6 +160,9 @@ class TerritoryMap(pn.viewable.Viewer):
         self.pane = pn.pane.HoloViews(self._plot(), sizing_mode="stretch_both", min_height=min_height,
                                       linked_axes=False)
         self.home_button.jscallback(clicks=_RESET_VIEW, args={"figure": self.pane})
+        self._zoom_request = pn.widgets.TextInput(value="", visible=False, css_classes=["gg-zoom-request"])
+        self._zoom_request.jscallback(value=_ZOOM_VIEW, args={"figure": self.pane})
+        self._zooms = 0
 
     # ------------------------------------------------------------------ layout
     @property
@@ -133,7 +172,39 @@ class TerritoryMap(pn.viewable.Viewer):
                          sizing_mode="stretch_width")
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return self.pane
+        return pn.Column(self.pane, self._zoom_request, sizing_mode="stretch_both", margin=0)
+
+    # ------------------------------------------------------------------ frames
+    @property
+    def drawn_units(self) -> gpd.GeoDataFrame:
+        """The territory units as drawn: EPSG:3857, shifted into GCJ-02 over a Gaode basemap."""
+        return self._units
+
+    def to_draw_frame(self, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+        """Any EPSG:4490 layer as this map draws it (shifted first when the basemap is GCJ-02)."""
+        frame = frame[frame.geometry.notna()].copy()
+        if self.basemap.frame == "gcj02":
+            frame["geometry"] = shift_to_gcj02(frame.geometry)
+        return frame.to_crs(DRAW_CRS)
+
+    def to_draw(self, lon: float, lat: float) -> tuple[float, float]:
+        """A CGCS2000 lon/lat as a drawn Mercator point."""
+        if self.basemap.frame == "gcj02":
+            lon, lat = shift_to_gcj02(gpd.GeoSeries([Point(lon, lat)])).iloc[0].coords[0]
+        return _TO_MERCATOR.transform(lon, lat)
+
+    def to_lonlat(self, x: float, y: float) -> tuple[float, float]:
+        """A drawn Mercator point (a click) as CGCS2000 lon/lat (shifted back from GCJ-02 if need be)."""
+        lon, lat = _TO_LONLAT.transform(x, y)
+        if self.basemap.frame == "gcj02":
+            lon, lat = to_cgcs2000(lon, lat, "gcj02")
+        return lon, lat
+
+    def zoom_to(self, bounds: Sequence[float]) -> None:
+        """Show ``bounds`` (x0, y0, x1, y1 in EPSG:3857), padded, at the frame's aspect (Mercator is
+        conformal: one unit across is one unit up). The browser does it: only it knows the frame."""
+        self._zooms += 1
+        self._zoom_request.value = json.dumps([*(round(float(v), 2) for v in bounds), self._zooms])
 
     # ------------------------------------------------------------------ behaviour
     def _is_shown(self, level: str) -> bool:
@@ -162,6 +233,7 @@ class TerritoryMap(pn.viewable.Viewer):
     def _on_tap(self, x: float | None, y: float | None) -> None:
         if x is not None and y is not None:
             self.selected = self.unit_at(x, y)
+            self.clicked = (x, y)
 
     # ------------------------------------------------------------------ drawing
     def _centre_latitude(self) -> float:
@@ -187,11 +259,16 @@ class TerritoryMap(pn.viewable.Viewer):
 
         def hook(plot, element):
             drawn = (plot.handles["glyph_renderer"], plot.handles["hover"])
-            if drawn not in self._drawn.setdefault(level, []):
-                self._drawn[level].append(drawn)
             if plot.state not in self._figures:
                 self._figures.append(plot.state)
                 self._frame(plot.state)
+            for data_range in (plot.state.x_range, plot.state.y_range):
+                # Fit the territory, not the overlays (an empty raster or marker would pull in 0, 0).
+                fitted = data_range.renderers if isinstance(data_range.renderers, list) else []
+                if isinstance(data_range, DataRange1d) and drawn[0] not in fitted:
+                    data_range.renderers = [*fitted, drawn[0]]
+            if drawn not in self._drawn.setdefault(level, []):
+                self._drawn[level].append(drawn)
             self._apply_shown()
 
         return hook
@@ -211,7 +288,11 @@ class TerritoryMap(pn.viewable.Viewer):
         present = set(self._units.level)
         layers = [self._layer(level) for level in LAYER_STYLES if level in present]
         base = [gv.WMTS(self._tile_url)] if self._tile_url else []
-        overlay = hv.Overlay([*base, *layers, *self._overlays]).opts(
+        static = [o for o in self._overlays if not isinstance(o, hv.DynamicMap)]
+        overlay = hv.Overlay([*base, *layers, *static])
+        for dynamic in (o for o in self._overlays if isinstance(o, hv.DynamicMap)):
+            overlay = overlay * dynamic
+        overlay = overlay.opts(
             data_aspect=1, responsive=True, xaxis=None, yaxis=None,
             bgcolor=GROUND, show_legend=False, active_tools=["pan", "wheel_zoom"],
             default_tools=["pan", "wheel_zoom", "reset"], toolbar="above",

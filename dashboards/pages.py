@@ -28,8 +28,12 @@ from sqlalchemy import Connection
 
 from dashboards import theme
 from dashboards.explorer import explorer_page
+from dashboards.playback import playback_page
+from dashboards.registries import registries_page
+from dashboards.wall import wall_page
 from gis.security.scope import scoped_connection
 from gis.settings import Settings
+from layers.spatial import basemap_for
 
 
 class PageUser(Protocol):
@@ -42,7 +46,10 @@ class PageUser(Protocol):
 CurrentUser = Callable[[Any], PageUser | None]  # (Bokeh session request) -> user, or None to refuse
 
 MAP_PATH = "/map"
-PAGE_PATHS = frozenset({MAP_PATH})
+REGISTRIES_PATH = "/registries"
+WALL_PATH = "/wall"
+PLAYBACK_PATH = "/playback"
+PAGE_PATHS = frozenset({MAP_PATH, REGISTRIES_PATH, WALL_PATH, PLAYBACK_PATH})
 
 
 @contextmanager
@@ -87,17 +94,29 @@ def _serve_resources_locally() -> None:
 
 
 def mount_pages(app: FastAPI, settings: Settings, current_user: CurrentUser) -> None:
-    """Mount the dashboards (today the map explorer) on ``app``; ``/`` lands on the map."""
+    """Mount the dashboards (the map explorer, the registries) on ``app``; ``/`` lands on the map."""
     _serve_resources_locally()
 
     def explorer(user: PageUser) -> pn.viewable.Viewable:
-        with page_connection(settings, user) as conn:
-            return explorer_page(conn, user.scope, user_label=user.display_name, tile_url=tile_url(settings))
+        return explorer_page(user, lambda: page_connection(settings, user), basemap=basemap_for(settings))
+
+    def registries(user: PageUser) -> pn.viewable.Viewable:
+        # ?registry=<key> opens that registry (links from the map and other pages).
+        initial = pn.state.session_args.get("registry", [b""])[0].decode("utf-8", "replace")
+        return registries_page(user, lambda: page_connection(settings, user), tile_url=tile_url(settings),
+                               initial=initial or None)
+
+    def wall(user: PageUser) -> pn.viewable.Viewable:
+        return wall_page(settings, user, tile_url=tile_url(settings))
+
+    def playback(user: PageUser) -> pn.viewable.Viewable:
+        return playback_page(settings, user, tile_url=tile_url(settings))
 
     add_applications(
-        {MAP_PATH: guarded(explorer, current_user)},
+        {MAP_PATH: guarded(explorer, current_user), REGISTRIES_PATH: guarded(registries, current_user),
+         WALL_PATH: guarded(wall, current_user), PLAYBACK_PATH: guarded(playback, current_user)},
         app=app,
-        title={MAP_PATH: "地图"},
+        title={MAP_PATH: "地图", REGISTRIES_PATH: "台账", WALL_PATH: "指挥大屏", PLAYBACK_PATH: "轨迹回放"},
         # Signed session ids: a websocket cannot attach to a session it was not handed by a page load.
         # One secret per process, so sessions do not outlive a restart (Bokeh sessions never do anyway).
         sign_sessions=True,

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from etl.demo_events import load_demo_events
+from etl.demo_tracks import load_demo_cameras, load_demo_tracks
 from etl.demo import (
     DEFAULT_SCALE,
     DEFAULT_SEED,
@@ -70,6 +71,11 @@ def load(
                 task, completed=n, total=total))
         console.print(f"演示事件 {done.n:,} 件，历史 {done.history_rows:,} 条，红黄牌 {done.cards:,} 张，"
                       f"用时 {done.seconds:.1f} 秒 (demo events loaded)")
+    # A working day of GPS tracks (up to now, so the wall looks live) and cameras at gates and roads.
+    tracks = load_demo_tracks(settings, seed=seed)
+    cameras = load_demo_cameras(settings, seed=seed)
+    console.print(f"演示轨迹 {tracks.workers:,} 名网格员 {tracks.fixes:,} 个定位点，监控点位 {cameras:,} 个 "
+                  "(demo tracks and cameras loaded)")
 
 
 def print_report(report: LoadReport) -> None:

@@ -60,6 +60,21 @@ class Client:
             frame[column] = frame[column].map(_MASKS.get(column, mask_phone), na_action="ignore")
         return frame
 
+    def area_query(self, area: BaseGeometry, layers=("person", "household", "building"), *,
+                   buffer_m: float = 0.0, since=None, until=None, limit: int = 200):
+        """Counts by category and masked rows of ``layers`` inside ``area`` (lon/lat, CGCS2000), as
+        ``POST /api/v1/spatial/query`` answers them; see :func:`layers.spatial.area_query`.
+
+        >>> client.area_query(shapely.Point(118.78, 32.06), ["person"], buffer_m=200).counts  # doctest: +SKIP
+        {'person': 1234}
+        """
+        from layers import housing_grid, spatial
+
+        categories = housing_grid.visible_categories(self.user)
+        with scoped_connection(self.settings, self.user) as conn:
+            return spatial.area_query(conn, area, list(layers), buffer_m=buffer_m, since=since, until=until,
+                                      limit=limit, special_categories=categories)
+
 
 def _layer(key: str) -> Layer:
     try:

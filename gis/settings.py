@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     # external tile URL template (Tianditu, Amap, OSM) for networks that reach it.
     tile_dir: Path | None = None
     tile_url: str | None = None
+    # An opt-in internet basemap: "tianditu" (needs tianditu_key), "gaode" (overlays are shifted into
+    # GCJ-02 to line up with it) or "osm"; "none" (default) keeps the map offline.
+    basemap: str = "none"
+    tianditu_key: str | None = None
 
     # 周边重点人员: how near a school a key person's home counts as "near".
     school_nearby_metres: float = 200

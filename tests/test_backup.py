@@ -25,7 +25,8 @@ def snapshot(settings) -> dict:
             "SELECT md5(string_agg(id || name || coalesce(id_number, '') || org_path::text, ',' ORDER BY id))"
             " FROM person")).scalar_one()
         counts["boundaries_md5"] = conn.execute(text(
-            "SELECT md5(string_agg(ST_AsEWKB(boundary)::text, ',' ORDER BY id)) FROM territory_unit")).scalar_one()
+            "SELECT md5(string_agg(ST_AsEWKB(boundary)::text, ',' ORDER BY id)) FROM territory_unit"
+        )).scalar_one()
     return counts
 
 
@@ -58,8 +59,8 @@ def test_backup_drop_restore_gives_identical_counts(loaded, tmp_path, cluster_se
     with db.owner_engine(target).begin() as conn:
         conn.execute(text("DROP SCHEMA IF EXISTS app CASCADE"))
         for table in conn.execute(text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'spatial_ref_sys'"
-        )).scalars():
+                "SELECT tablename FROM pg_tables"
+                " WHERE schemaname = 'public' AND tablename <> 'spatial_ref_sys'")).scalars():
             conn.execute(text(f'DROP TABLE IF EXISTS "{table}" CASCADE'))
     done = gridgov(target, "db", "restore", str(dump))
     assert done.returncode == 0, done.stdout + done.stderr

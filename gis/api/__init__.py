@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gis.api import auth, events, health, people, registries, territory
+from gis.api import auth, events, health, ogc, people, positions, registries, spatial, territory, wall
 from gis.api.deps import CurrentUser
 from gis.settings import Settings
 
@@ -18,5 +18,9 @@ def api_router(settings: Settings, current_user: CurrentUser) -> APIRouter:
     router.include_router(people.router(settings))
     router.include_router(registries.router(settings))
     router.include_router(events.router(settings))
+    router.include_router(positions.router(settings))
+    router.include_router(wall.router(settings))
     router.include_router(territory.router(settings, current_user))
+    router.include_router(spatial.router(settings))
+    router.include_router(ogc.router(settings))
     return router

@@ -12,7 +12,9 @@ event it created, with 200 instead of 201.
 
 # No `from __future__ import annotations`: FastAPI must evaluate the route signatures, whose
 # dependencies are closures over the settings.
+import csv
 import datetime as dt
+import re
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -21,6 +23,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from gis.paths import DATA_DIR
 from gis.api.auth import AUTH_RESPONSES, Problem, client_addr, require_user
 from gis.security.scope import scoped_connection
 from gis.security.sessions import CurrentUser
@@ -207,6 +210,14 @@ def _summary(event: dict) -> EventSummary:
     return EventSummary(**{k: event.get(k) for k in EventSummary.model_fields})
 
 
+
+def code_pattern(table_key: str) -> str:
+    """A pattern admitting exactly the codes of a shipped code table, so the OpenAPI document says which
+    values are valid (the service still checks against code_item)."""
+    with (DATA_DIR / "codes" / f"{table_key}.csv").open(encoding="utf-8") as f:
+        codes = [row["code"] for row in csv.DictReader(f)]
+    return rf"^({'|'.join(map(re.escape, codes))})$"
+
 def router(settings: Settings) -> APIRouter:
     routes = APIRouter(prefix="/events", tags=["events"])
     User = Annotated[CurrentUser, Depends(require_user(settings))]
@@ -261,16 +272,20 @@ def router(settings: Settings) -> APIRouter:
         request: Request,
         response: Response,
         title: Annotated[str, Form(min_length=1, max_length=200, description="事件标题")],
-        type: Annotated[str, Form(max_length=8, description="事件类型（代码表 event_type）")],
+        type: Annotated[str, Form(pattern=code_pattern("event_type"),
+                                  description="事件类型（代码表 event_type）")],
         content: Annotated[str | None, Form(max_length=5000, description="事件描述")] = None,
-        urgency: Annotated[str, Form(description="紧急程度：normal / urgent / major")] = "normal",
-        source: Annotated[str, Form(description="来源（代码表 event_source）")] = "app",
+        urgency: Annotated[str, Form(pattern=code_pattern("event_urgency"),
+                                     description="紧急程度：normal / urgent / major")] = "normal",
+        source: Annotated[str, Form(pattern=code_pattern("event_source"),
+                                    description="来源（代码表 event_source）")] = "app",
         reporter_name: Annotated[str | None, Form(max_length=50)] = None,
         reporter_phone: Annotated[str | None, Form(max_length=32)] = None,
         address: Annotated[str | None, Form(max_length=300)] = None,
         lon: Annotated[float | None, Form(ge=-180, le=180, description="经度")] = None,
         lat: Annotated[float | None, Form(ge=-90, le=90, description="纬度")] = None,
-        crs: Annotated[str, Form(description="坐标系：cgcs2000 / wgs84 / gcj02 / bd09")] = "cgcs2000",
+        crs: Annotated[str, Form(pattern=rf"^({'|'.join(CRS)})$",
+                                 description="坐标系：cgcs2000 / wgs84 / gcj02 / bd09")] = "cgcs2000",
         grid_id: Annotated[int | None, Form(ge=1, le=_MAX_ID, description="所属网格（无坐标时必填）")] = None,
         client_id: Annotated[str | None, Form(max_length=64, description="客户端 UUID，重试幂等")] = None,
         photos: Annotated[list[UploadFile] | None, File(description="现场照片")] = None,

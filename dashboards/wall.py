@@ -1,0 +1,531 @@
+"""The command wall (指挥大屏): a dark full-screen page that keeps itself up to date.
+
+One refresh task per territory, not per screen. :class:`WallFeed` is a server-side thread that reads
+the wall's figures through a scoped connection — worker positions every ``fast`` seconds, events,
+charts, heat maps and notices every ``slow`` seconds — and hands each :class:`WallSnapshot` to every
+open screen of that territory. Ten screens on the wall cost the database what one does. A screen
+subscribes when its session opens and unsubscribes when it closes; when the last one leaves the thread
+stops. Screens apply a snapshot in their own document's next tick (the one thread-safe way into a
+Bokeh document) by assigning new data to the sources they drew once, so nothing is rebuilt and memory
+stays flat however long the wall runs.
+
+The map is :class:`dashboards.map.TerritoryMap` with three overlays drawn empty at first: the event
+heat map (an image rendered by datashader on the server), open events coloured by warning light, and
+workers' latest positions. Toasts announce new 重大/紧急 events and new notices.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import itertools
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+from bokeh.models import ColumnDataSource, FactorRange, HoverTool
+from bokeh.plotting import figure
+from sqlalchemy import Connection
+
+from dashboards import theme
+from dashboards.map import TerritoryMap
+from gis.security.scope import scoped_connection
+from gis.settings import Settings
+from layers import command, heatmap, patrol, territory
+from layers.events.calendar import BEIJING
+
+log = logging.getLogger(__name__)
+
+FAST_SECONDS = 5.0     # positions: "within 10 s"
+SLOW_SECONDS = 15.0    # events, charts, heat maps: "within 30 s"
+HEAT_WIDTH = 480
+SHARED_PERIODS = ("today", "7d", "30d")
+TOAST_SECONDS = 30
+_EARTH = 6378137.0
+
+BACKGROUND = "#0b1426"
+PANEL_BG = "#111d33"
+TEXT = "#e6edf7"
+ACCENT = "#39b6ff"
+
+
+def mercator(lon: float, lat: float) -> tuple[float, float]:
+    """EPSG:4490 lon/lat to Web Mercator metres (CGCS2000 and WGS84 agree to centimetres)."""
+    return (_EARTH * math.radians(lon),
+            _EARTH * math.log(math.tan(math.pi / 4 + math.radians(max(-85.0, min(85.0, lat))) / 2)))
+
+
+# ---------------------------------------------------------------- the shared feed
+@dataclass(frozen=True)
+class HeatRaster:
+    rgba: np.ndarray          # (h, w, 4) uint8, row 0 = south
+    bounds: heatmap.Bounds
+    events: int
+
+
+@dataclass
+class WallSnapshot:
+    version: int = 0
+    at: dt.datetime | None = None
+    kpis: dict[str, Any] = field(default_factory=dict)
+    positions: list[dict[str, Any]] = field(default_factory=list)
+    open_events: list[dict[str, Any]] = field(default_factory=list)
+    recent: list[dict[str, Any]] = field(default_factory=list)
+    by_type: list[dict[str, Any]] = field(default_factory=list)
+    ranking: list[dict[str, Any]] = field(default_factory=list)
+    heat: dict[str, HeatRaster] = field(default_factory=dict)
+    notices: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FeedReader:
+    """Whom the feed reads as: the scope of the screens it feeds (row-level security applies)."""
+
+    id: int
+    scope_path: str
+
+
+class WallFeed:
+    """One refresh thread feeding every open wall of one territory scope."""
+
+    def __init__(self, settings: Settings, reader: FeedReader, *, fast: float = FAST_SECONDS,
+                 slow: float = SLOW_SECONDS):
+        self.settings, self.reader, self.fast, self.slow = settings, reader, fast, slow
+        self.snapshot = WallSnapshot()
+        self.refreshes = 0          # full (slow) refreshes done, for tests and the benchmark
+        self.fast_refreshes = 0
+        self._subscribers: dict[int, Callable[[WallSnapshot], None]] = {}
+        self._tokens = itertools.count(1)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._bounds: heatmap.Bounds | None = None
+
+    # -------------------------------------------------------------- subscribing
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    def subscribe(self, callback: Callable[[WallSnapshot], None]) -> int:
+        with self._lock:
+            token = next(self._tokens)
+            self._subscribers[token] = callback
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="gridgov-wall-feed", daemon=True)
+                self._thread.start()
+        if self.snapshot.version:
+            callback(self.snapshot)
+        return token
+
+    def unsubscribe(self, token: int) -> None:
+        with self._lock:
+            self._subscribers.pop(token, None)
+            if not self._subscribers:
+                self._wake.set()
+
+    def stop(self) -> None:
+        """Drop every screen and let the thread end (server shutdown, tests)."""
+        with self._lock:
+            self._subscribers.clear()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=10)
+
+    def _publish(self) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers.items())
+        for token, callback in subscribers:
+            try:
+                callback(self.snapshot)
+            except Exception:  # a screen whose document is gone: drop it, keep feeding the others
+                log.warning("wall screen %s dropped", token, exc_info=True)
+                self.unsubscribe(token)
+
+    # -------------------------------------------------------------- reading
+    def refresh(self, *, full: bool = True, now: dt.datetime | None = None) -> WallSnapshot:
+        """Read a new snapshot (positions only unless ``full``) and publish it."""
+        now = now or dt.datetime.now(dt.UTC)
+        old = self.snapshot
+        new = WallSnapshot(version=old.version + 1, at=now, kpis=old.kpis, open_events=old.open_events,
+                           recent=old.recent, by_type=old.by_type, ranking=old.ranking, heat=old.heat,
+                           notices=old.notices)
+        with scoped_connection(self.settings, self.reader) as conn:
+            new.positions = _with_xy(patrol.latest_positions(conn, now=now))
+            new.kpis = command.kpis(conn, now=now)
+            if full:
+                self._read_events(conn, new, now)
+        self.snapshot = new
+        if full:
+            self.refreshes += 1
+        else:
+            self.fast_refreshes += 1
+        self._publish()
+        return new
+
+    def _read_events(self, conn: Connection, new: WallSnapshot, now: dt.datetime) -> None:
+        new.open_events = _with_xy(command.open_events(conn, now=now))
+        new.recent = command.recent_events(conn, limit=20, now=now)
+        today = heatmap.period("today", now=now)
+        new.by_type = command.events_by_type(conn, today.start, today.end)
+        month = heatmap.period("30d", now=now)
+        new.ranking = command.closure_ranking(conn, self.reader.scope_path, month.start, month.end)
+        new.notices = command.recent_notices(conn)
+        if self._bounds is None:
+            self._bounds = heatmap.territory_bounds(conn, self.reader.scope_path)
+        if self._bounds is not None:
+            new.heat = {key: heat_raster(conn, heatmap.period(key, now=now), self._bounds)
+                        for key in SHARED_PERIODS}
+
+    def _run(self) -> None:
+        last_full = 0.0
+        while True:
+            with self._lock:
+                if not self._subscribers:
+                    self._thread = None
+                    self._wake.clear()
+                    return
+            started = time.monotonic()
+            full = started - last_full >= self.slow
+            try:
+                self.refresh(full=full)
+                if full:
+                    last_full = started
+            except Exception:
+                log.exception("wall refresh failed; retrying")
+            self._wake.wait(max(0.5, self.fast - (time.monotonic() - started)))
+
+
+def heat_raster(conn: Connection, period: heatmap.Period, bounds: heatmap.Bounds,
+                width: int = HEAT_WIDTH) -> HeatRaster:
+    x, y = heatmap.event_points(conn, period.start, period.end)
+    w, h = heatmap.canvas_shape(bounds, width)
+    return HeatRaster(heatmap.shade(heatmap.density(x, y, bounds, w, h)), bounds, int(x.size))
+
+
+def _with_xy(rows: list[dict]) -> list[dict]:
+    for row in rows:
+        if row.get("lon") is not None:
+            row["x"], row["y"] = mercator(row["lon"], row["lat"])
+    return [r for r in rows if "x" in r]
+
+
+_FEEDS: dict[tuple[str, str], WallFeed] = {}
+_FEEDS_LOCK = threading.Lock()
+
+
+def stop_feeds() -> None:
+    """Stop every feed (the server is going down)."""
+    with _FEEDS_LOCK:
+        feeds = list(_FEEDS.values())
+        _FEEDS.clear()
+    for feed in feeds:
+        feed.stop()
+
+
+def feed_for(settings: Settings, user: Any) -> WallFeed:
+    """The one feed of ``user``'s scope (made on first use)."""
+    key = (settings.pg_database + "@" + str(settings.pg_port), str(user.scope))
+    with _FEEDS_LOCK:
+        if key not in _FEEDS:
+            _FEEDS[key] = WallFeed(settings, FeedReader(user.id, str(user.scope)), fast=FAST_SECONDS,
+                                   slow=SLOW_SECONDS)
+        return _FEEDS[key]
+
+
+# ---------------------------------------------------------------- one screen
+_CSS = f"""
+body {{ background: {BACKGROUND}; }}
+#header {{ background: #081022 !important; }}
+.main, #main, .main-content {{ background: {BACKGROUND} !important; }}
+"""
+_TILE_CSS = f"""
+:host {{ display: block; }}
+.gg-tiles {{ display: grid; grid-template-columns: repeat(6, 1fr); gap: 0.6vw; }}
+.gg-tile {{ background: {PANEL_BG}; border: 1px solid #1f3b63; border-radius: 6px; padding: 0.6vw 0.8vw;
+        color: {TEXT}; font-family: "Noto Sans CJK SC", "Microsoft YaHei", sans-serif; }}
+.gg-tile .gg-label {{ font-size: clamp(12px, 0.8vw, 32px); color: #9fb3d1; }}
+.gg-tile .gg-value {{ font-size: clamp(24px, 2.2vw, 88px); font-weight: 700; color: {ACCENT};
+               font-variant-numeric: tabular-nums; }}
+.gg-tile.gg-warn .gg-value {{ color: #ef4444; }}
+"""
+_LIST_CSS = f"""
+:host {{ display: block; }}
+.gg-box {{ background: {PANEL_BG}; border: 1px solid #1f3b63; border-radius: 6px; padding: 8px; color: {TEXT};
+       font-family: "Noto Sans CJK SC", "Microsoft YaHei", sans-serif;
+       font-size: clamp(12px, 0.75vw, 28px); }}
+.gg-box h3 {{ margin: 0 0 6px 0; font-size: clamp(14px, 0.9vw, 34px); color: {ACCENT}; }}
+.gg-rows {{ max-height: 38vh; overflow: hidden; }}
+.gg-row {{ display: flex; gap: 6px; padding: 3px 0; border-bottom: 1px solid #1c2c48; }}
+.gg-row .gg-dot {{ width: 10px; height: 10px; border-radius: 50%; margin-top: 5px; flex: none; }}
+.gg-row .gg-main {{ flex: 1; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }}
+.gg-row .gg-side {{ color: #9fb3d1; flex: none; }}
+.gg-tag {{ color: #fff; border-radius: 3px; padding: 0 4px; margin-right: 4px; }}
+.gg-tag.major {{ background: #b91c1c; }} .gg-tag.urgent {{ background: #c2410c; }}
+"""
+_TOAST_CSS = """
+:host { display: block; }
+.gg-toast { background: #7f1d1d; color: #fff; border-left: 6px solid #fca5a5; border-radius: 6px;
+         padding: 10px 14px; margin-bottom: 8px; box-shadow: 0 4px 14px rgba(0,0,0,.5);
+         font-size: clamp(14px, 0.9vw, 34px);
+         font-family: "Noto Sans CJK SC", "Microsoft YaHei", sans-serif; }
+.gg-toast.gg-notice { background: #1e3a8a; border-left-color: #93c5fd; }
+"""
+
+
+def _ago(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds}秒前"
+    if seconds < 3600:
+        return f"{seconds // 60}分钟前"
+    return f"{seconds // 3600}小时前"
+
+
+def _fmt_rate(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
+class WallScreen:
+    """One open wall: the layout, the sources it draws from, and how a snapshot is applied to them."""
+
+    def __init__(self, settings: Settings, user: Any, conn: Connection, *, tile_url: str | None = None):
+        self.settings, self.user = settings, user
+        self.top = territory.unit_at_path(conn, user.scope)
+        units = territory.territory_units(conn, within_path=user.scope)
+        # Toasts are for what arrives while the screen is open, not for the backlog.
+        self.max_event_id, self.max_notice_id = command.latest_ids(conn)
+        self.toasts: list[tuple[float, str, str]] = []   # (expires, kind, text)
+        self.applied = 0
+        self._sources: dict[str, list[ColumnDataSource]] = {"heat": [], "events": [], "workers": []}
+        self._custom_heat: HeatRaster | None = None
+        self.period = pn.widgets.RadioButtonGroup(
+            name="时段", options={v: k for k, v in heatmap.PERIODS.items()}, value="today",
+            color="primary", variant="outline")
+        self.custom_range = pn.widgets.DateRangePicker(name="自定义时段", visible=False, width=240)
+        self.period.param.watch(self._on_period, "value")
+        self.custom_range.param.watch(self._on_custom, "value")
+        self.map = TerritoryMap(units, tile_url=tile_url, overlays=self._overlays(), min_height=520)
+        self.kpi_pane = pn.pane.HTML(self._kpi_html({}), stylesheets=[_TILE_CSS], sizing_mode="stretch_width")
+        self.events_pane = pn.pane.HTML("", stylesheets=[_LIST_CSS], sizing_mode="stretch_width",
+                                        css_classes=["gg-new-events"])
+        self.workers_pane = pn.pane.HTML("", stylesheets=[_LIST_CSS], sizing_mode="stretch_width",
+                                         css_classes=["gg-workers"])
+        # A fixed box of its own size over the top right corner (an empty pane would be laid out with no
+        # height and hide what comes later); clicks go through it to the map.
+        self.toast_pane = pn.pane.HTML("", stylesheets=[_TOAST_CSS], width=440, height=360,
+                                       css_classes=["gg-toasts"],
+                                       styles={"position": "fixed", "top": "70px", "right": "24px",
+                                               "z-index": "1000", "pointer-events": "none"})
+        self.status = pn.pane.HTML("", styles={"color": "#9fb3d1"}, css_classes=["gg-wall-status"])
+        self.type_source = ColumnDataSource({"name": [], "events": []})
+        self.rank_source = ColumnDataSource({"name": [], "rate": [], "label": []})
+        self.type_chart = _bar_chart("今日事件类型", self.type_source, "events", "@name: @events 件")
+        self.rank_chart = _bar_chart("街道结案率排名（近30日）", self.rank_source, "rate", "@name: @label")
+        self.rank_chart.x_range.end = 1.0
+
+    # -------------------------------------------------------------- layout
+    def view(self) -> pn.template.BootstrapTemplate:
+        name = self.top.name if self.top else ""
+        left = pn.Column(self.events_pane, self.workers_pane, width=380, sizing_mode="stretch_height")
+        right = pn.Column(pn.pane.Bokeh(self.type_chart, sizing_mode="stretch_width"),
+                          pn.pane.Bokeh(self.rank_chart, sizing_mode="stretch_width"),
+                          width=420, sizing_mode="stretch_height")
+        centre = pn.Column(pn.Row(self.period, self.custom_range, self.status), self.map,
+                           sizing_mode="stretch_both")
+        template = pn.template.BootstrapTemplate(
+            title=f"{name} 综治指挥大屏", theme="dark", header_background="#081022", raw_css=[_CSS],
+            main=[pn.Column(self.kpi_pane, pn.Row(left, centre, right, sizing_mode="stretch_both"),
+                            self.toast_pane, sizing_mode="stretch_both",
+                            styles={"background": BACKGROUND})],
+            collapsed_sidebar=True,
+        )
+        return template
+
+    def _overlays(self) -> list[hv.Element]:
+        bounds = (0.0, 0.0, 1.0, 1.0)
+        heat = hv.RGB(np.zeros((1, 1, 4), dtype=np.uint8), bounds=bounds).opts(
+            hooks=[self._keep("heat")], alpha=0.85)
+        # One point nowhere (NaN) until the first snapshot: an empty column would go out as numbers,
+        # which BokehJS refuses as colours; and a used ``color`` keeps HoloViews sending the column.
+        events = hv.Points({"x": [np.nan], "y": [np.nan], "title": [""], "urgency_name": [""],
+                            "light_name": [""], "color": ["#000000"]},
+                           ["x", "y"], ["title", "urgency_name", "light_name", "color"]).opts(
+            color="color", size=9, line_color="white", line_width=1, hooks=[self._keep("events")],
+            tools=[HoverTool(tooltips=[("事件", "@title"), ("紧急程度", "@urgency_name"),
+                                       ("预警", "@light_name")], description="事件")])
+        workers = hv.Points({"x": [np.nan], "y": [np.nan], "name": [""], "age": [""], "color": ["#000000"]},
+                            ["x", "y"], ["name", "age", "color"]).opts(
+            color="color", marker="triangle", size=13, line_color="#0b1426", hooks=[self._keep("workers")],
+            tools=[HoverTool(tooltips=[("网格员", "@name"), ("定位", "@age")], description="网格员")])
+        return [heat, events, workers]
+
+    def _keep(self, name: str):
+        def hook(plot, element):
+            source = plot.handles.get("source")
+            glyph = plot.handles.get("glyph")
+            if name != "heat" and glyph is not None:
+                glyph.fill_color = {"field": "color"}   # the colours are data: lights and patrol status
+            if source is not None and source not in self._sources[name]:
+                self._sources[name].append(source)
+        return hook
+
+    # -------------------------------------------------------------- updates
+    def receive(self, doc, snapshot: WallSnapshot) -> None:
+        """Called from the feed thread: hand the snapshot to this session's own loop."""
+        doc.add_next_tick_callback(partial(self.apply, snapshot))
+
+    def apply(self, snapshot: WallSnapshot) -> None:
+        self.latest = snapshot
+        self.kpi_pane.object = self._kpi_html(snapshot.kpis)
+        self.events_pane.object = self._events_html(snapshot.recent)
+        self.workers_pane.object = self._workers_html(snapshot.positions)
+        self._set("events", {
+            "x": [e["x"] for e in snapshot.open_events], "y": [e["y"] for e in snapshot.open_events],
+            "title": [e["title"] for e in snapshot.open_events],
+            "urgency_name": [e["urgency_name"] for e in snapshot.open_events],
+            "light_name": [{"green": "绿灯", "yellow": "黄灯", "red": "红灯"}.get(e["light"], "无时限")
+                           for e in snapshot.open_events],
+            "color": [command.LIGHT_COLORS.get(e["light"], "#8ab4f8") for e in snapshot.open_events]})
+        self._set("workers", {
+            "x": [p["x"] for p in snapshot.positions], "y": [p["y"] for p in snapshot.positions],
+            "name": [p["worker_name"] for p in snapshot.positions],
+            "age": [_ago(p["age_seconds"]) for p in snapshot.positions],
+            "color": ["#22d3ee" if p["on_patrol"] else "#64748b" for p in snapshot.positions]})
+        self._draw_heat(snapshot)
+        self.type_chart.y_range.factors = [t["name"] for t in reversed(snapshot.by_type)] or ["—"]
+        self.type_source.data = {"name": [t["name"] for t in reversed(snapshot.by_type)],
+                                 "events": [t["events"] for t in reversed(snapshot.by_type)]}
+        ranking = snapshot.ranking[:12]
+        self.rank_chart.y_range.factors = [r["name"] for r in reversed(ranking)] or ["—"]
+        self.rank_source.data = {"name": [r["name"] for r in reversed(ranking)],
+                                 "rate": [r["rate"] for r in reversed(ranking)],
+                                 "label": [f"{r['rate'] * 100:.0f}% ({r['closed']}/{r['events']})"
+                                           for r in reversed(ranking)]}
+        self._toast_new(snapshot)
+        at = snapshot.at.astimezone(BEIJING).strftime("%H:%M:%S") if snapshot.at else ""
+        self.status.object = f"更新于 {at}"
+        self.applied += 1
+
+    def _set(self, name: str, data: dict) -> None:
+        for source in self._sources[name]:
+            source.data = data
+
+    def _draw_heat(self, snapshot: WallSnapshot) -> None:
+        heat = self._custom_heat if self.period.value == "custom" else snapshot.heat.get(self.period.value)
+        if heat is None:
+            return
+        x0, y0, x1, y1 = heat.bounds
+        h, w = heat.rgba.shape[:2]
+        image = np.ascontiguousarray(heat.rgba).view(np.uint32).reshape(h, w)
+        self._set("heat", {"image": [image], "x": [x0], "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0]})
+
+    def _on_period(self, event) -> None:
+        self.custom_range.visible = event.new == "custom"
+        if event.new != "custom" and getattr(self, "latest", None) is not None:
+            self._draw_heat(self.latest)
+
+    def _on_custom(self, event) -> None:
+        if not event.new:
+            return
+        start, end = event.new
+        with scoped_connection(self.settings, self.user) as conn:
+            bounds = heatmap.territory_bounds(conn, self.user.scope)
+            if bounds is None:
+                return
+            self._custom_heat = heat_raster(conn, heatmap.period("custom", start=start, end=end), bounds)
+        if getattr(self, "latest", None) is not None:
+            self._draw_heat(self.latest)
+
+    def _toast_new(self, snapshot: WallSnapshot) -> None:
+        now = time.monotonic()
+        for event in sorted(snapshot.recent, key=lambda e: e["id"]):
+            if event["id"] > self.max_event_id and event["urgency"] in command.URGENT:
+                self.toasts.append((now + TOAST_SECONDS, "event",
+                                    f"【{event['urgency_name']}事件】{event['title']}"
+                                    f"（{event['grid_name'] or ''}）"))
+        for notice in sorted(snapshot.notices, key=lambda n: n["id"]):
+            if notice["id"] > self.max_notice_id:
+                self.toasts.append((now + TOAST_SECONDS, "notice", f"【通知】{notice['title']}"))
+        self.max_event_id = max([self.max_event_id, *(e["id"] for e in snapshot.recent)])
+        self.max_notice_id = max([self.max_notice_id, *(n["id"] for n in snapshot.notices)])
+        self.toasts = [t for t in self.toasts if t[0] > now][-4:]
+        self.toast_pane.object = "".join(f'<div class="gg-toast gg-{kind}">{html.escape(message)}</div>'
+                                         for _, kind, message in self.toasts)
+
+    # -------------------------------------------------------------- HTML bits
+    @staticmethod
+    def _kpi_html(k: dict) -> str:
+        tiles = []
+        for key, label in command.KPI_LABELS.items():
+            value = k.get(key)
+            shown = _fmt_rate(value) if key == "closure_rate" else ("—" if value is None else f"{value:,}")
+            warn = " gg-warn" if key == "overdue" and value else ""
+            tiles.append(f'<div class="gg-tile{warn}" data-kpi="{key}"><div class="gg-label">{label}</div>'
+                         f'<div class="gg-value">{shown}</div></div>')
+        return f'<div class="gg-tiles">{"".join(tiles)}</div>'
+
+    @staticmethod
+    def _events_html(events: list[dict]) -> str:
+        rows = []
+        for e in events:
+            tag = (f'<span class="gg-tag {e["urgency"]}">{e["urgency_name"]}</span>'
+                   if e["urgency"] in command.URGENT else "")
+            at = e["reported_at"].astimezone(BEIJING).strftime("%H:%M")
+            rows.append(f'<div class="gg-row"><span class="gg-dot" style="background:'
+                        f'{command.LIGHT_COLORS.get(e["light"], "#8ab4f8")}"></span>'
+                        f'<span class="gg-main">{tag}{html.escape(e["title"])}</span>'
+                        f'<span class="gg-side">{html.escape(e["grid_name"] or "")} {at}</span></div>')
+        listed = "".join(rows) or "暂无"
+        return f'<div class="gg-box"><h3>最新事件</h3><div class="gg-rows">{listed}</div></div>'
+
+    @staticmethod
+    def _workers_html(positions: list[dict]) -> str:
+        on = sorted(positions, key=lambda p: p["age_seconds"])
+        rows = [f'<div class="gg-row"><span class="gg-dot" style="background:'
+                f'{"#22d3ee" if p["on_patrol"] else "#64748b"}"></span>'
+                f'<span class="gg-main">{html.escape(p["worker_name"])}</span>'
+                f'<span class="gg-side">{html.escape(p["grid_name"] or "")} '
+                f'{_ago(p["age_seconds"])}</span></div>'
+                for p in on[:30]]
+        on_patrol = sum(p["on_patrol"] for p in positions)
+        return (f'<div class="gg-box"><h3>网格员实时位置（{on_patrol} 人在岗）</h3>'
+                f'<div class="gg-rows">{"".join(rows) or "暂无"}</div></div>')
+
+
+def _bar_chart(title: str, source: ColumnDataSource, value: str, tooltip: str):
+    chart = figure(title=title, y_range=FactorRange(factors=["—"]), height=300, sizing_mode="stretch_width",
+                   toolbar_location=None, tools="", background_fill_color=PANEL_BG,
+                   border_fill_color=PANEL_BG, outline_line_color=None)
+    chart.hbar(y="name", right=value, height=0.7, source=source, color=ACCENT)
+    chart.add_tools(HoverTool(tooltips=tooltip))
+    chart.title.text_color = TEXT
+    chart.title.text_font_size = "15px"
+    for axis in (chart.xaxis, chart.yaxis):
+        axis.major_label_text_color = "#c8d5ea"
+        axis.axis_line_color = "#2a3f63"
+    chart.x_range.start = 0
+    chart.xgrid.grid_line_color = "#1c2c48"
+    chart.ygrid.grid_line_color = None
+    return chart
+
+
+def wall_page(settings: Settings, user: Any, *, tile_url: str | None = None) -> pn.viewable.Viewable:
+    """Build one wall screen and subscribe it to its territory's shared feed."""
+    with scoped_connection(settings, user) as conn:
+        if territory.unit_at_path(conn, user.scope) is None:
+            return theme.notice_page("指挥大屏", "暂无区划数据", "数据库中还没有本辖区的区划边界。")
+        screen = WallScreen(settings, user, conn, tile_url=tile_url)
+    page = screen.view()
+    doc = pn.state.curdoc
+    feed = feed_for(settings, user)
+    token = feed.subscribe(partial(screen.receive, doc))
+    doc.on_session_destroyed(lambda context: feed.unsubscribe(token))
+    return page

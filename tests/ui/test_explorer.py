@@ -1,0 +1,205 @@
+"""The explorer in a real Chromium: drill-down with breadcrumbs, 以房找人, 以人找房, permissions, the
+workbench — offline, with no console errors. Screenshots are kept under /tmp as test artifacts."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+from pyproj import Transformer
+from sqlalchemy import text
+
+from gis import db
+from gis.masking import mask_id_number, mask_phone
+from tests.ui.conftest import BrowserLog
+from tests.ui.explorer_data import COMPOUND, EVENT_AT, FOOTPRINTS, GRID_WORKER, RESIDENTS, insert_places
+from tests.ui.support import running_server
+from tests.ui.test_map_page import load_map, log_in
+
+pytestmark = pytest.mark.ui
+
+SHOTS = "/tmp/gridgov_explorer_{}.png"
+
+# The figure's ranges as BokehJS holds them: [x0, x1, y0, y1] in Web Mercator.
+_RANGES_JS = """() => {
+  for (const doc of Bokeh.documents) {
+    for (const model of doc.all_models) {
+      if (model.x_range && model.y_range && model.renderers && model.renderers.length > 3
+          && model.x_range.start != null) {
+        return [model.x_range.start, model.x_range.end, model.y_range.start, model.y_range.end];
+      }
+    }
+  }
+  return null;
+}"""
+
+
+@pytest.fixture(scope="module")
+def explorer_server(territory_db):
+    insert_places(territory_db)
+    with running_server(territory_db) as base_url:
+        yield base_url
+
+
+def ranges(page) -> list[float]:
+    return page.evaluate(_RANGES_JS)
+
+
+def wait_for_ranges_change(page, before: list[float]) -> list[float]:
+    page.wait_for_function(f"() => JSON.stringify(({_RANGES_JS})()) !== {str(before)!r}.replace(/ /g, '')",
+                           timeout=15_000)
+    return ranges(page)
+
+
+def click_child(page, name: str) -> None:
+    page.locator(".gg-children .tabulator-cell", has_text=name).first.click()
+
+
+def crumbs(page):
+    return page.locator(".gg-breadcrumbs")
+
+
+def test_explorer_loads_offline_and_drills_down(explorer_server, page, browser_log: BrowserLog):
+    load_map(page, explorer_server)
+    expect(crumbs(page)).to_contain_text("鼓楼区")
+    expect(page.locator(".gg-children")).to_contain_text("宁海路街道")
+    expect(page.locator(".gg-children-title")).to_contain_text(f"实有人口合计 {2 + len(RESIDENTS)}")
+    start = ranges(page)
+    assert start is not None
+
+    click_child(page, "宁海路街道")
+    expect(crumbs(page)).to_contain_text("宁海路街道", timeout=15_000)
+    click_child(page, "仙霞路社区居委会")
+    expect(crumbs(page)).to_contain_text("仙霞路社区居委会", timeout=15_000)
+    click_child(page, "仙霞路社区第二网格")
+    expect(crumbs(page)).to_contain_text("仙霞路社区第二网格", timeout=15_000)
+    expect(page.locator(".gg-children")).to_contain_text(COMPOUND)
+    grid = wait_for_ranges_change(page, start)
+    # the grid (118.74–118.755 E, 32.075–32.09 N) fills the view: narrower than the whole district
+    assert grid[1] - grid[0] < start[1] - start[0]
+    page.screenshot(path=SHOTS.format("drill"))
+
+    crumbs(page).get_by_role("button", name="鼓楼区").click()
+    expect(crumbs(page)).not_to_contain_text("宁海路街道", timeout=15_000)
+
+    assert browser_log.blocked == [], f"requests left the machine: {browser_log.blocked}"
+    assert browser_log.console_errors == []
+    assert browser_log.failed_responses == []
+
+
+def test_a_building_shows_its_housing_grid_and_household(explorer_server, territory_db, page,
+                                                         browser_log: BrowserLog):
+    load_map(page, explorer_server)
+    for name in ("宁海路街道", "仙霞路社区居委会", "仙霞路社区第二网格", COMPOUND, "2幢"):
+        click_child(page, name)
+        expect(crumbs(page)).to_contain_text(name, timeout=15_000)
+    housing = page.locator(".gg-housing")
+    expect(housing).to_contain_text("楼盘表", timeout=15_000)
+    expect(housing.locator(".gg-flat")).to_have_count(12)
+    expect(housing.locator(".gg-special")).to_have_count(2)  # the commander sees every category
+    housing.get_by_role("button", name="1-101 赵大").click()
+
+    with db.owner_engine(territory_db).connect() as conn:
+        expected = conn.execute(text(
+            "SELECT p.name, p.id_number, p.phone FROM residence r JOIN person p ON p.id = r.person_id "
+            "JOIN house h ON h.id = r.house_id JOIN building b ON b.id = h.building_id "
+            "WHERE b.name = '2幢' AND h.room_no = '1-101' AND r.until IS NULL ORDER BY r.is_head DESC, p.id"
+        )).all()
+    members = page.locator(".gg-members")
+    expect(members).to_contain_text(expected[0][0], timeout=15_000)
+    for name, id_number, phone in expected:
+        expect(members).to_contain_text(name)
+        expect(members).to_contain_text(mask_id_number(id_number))
+        expect(members).to_contain_text(mask_phone(phone))
+    assert members.locator(".tabulator-row").count() == len(expected)
+    content = page.content()
+    assert all(id_number not in content and phone not in content for _, id_number, phone in expected)
+    page.screenshot(path=SHOTS.format("housing"))
+    assert browser_log.console_errors == [] and browser_log.blocked == []
+
+
+def test_searching_an_id_zooms_to_the_building_and_opens_the_household(explorer_server, page,
+                                                                        browser_log: BrowserLog):
+    load_map(page, explorer_server)
+    start = ranges(page)
+    page.get_by_role("button", name="身份证号").click()
+    page.locator(".gg-search input").fill("320106198507080047")  # 孙四, 2幢 1-201
+    page.get_by_role("button", name="以人找房").click()
+    expect(crumbs(page)).to_contain_text("2幢", timeout=15_000)
+    expect(page.locator(".gg-members")).to_contain_text("孙四", timeout=15_000)
+    expect(page.locator(".gg-members")).to_contain_text("320106********0047")
+    expect(page.locator(".gg-housing")).to_contain_text("2幢")
+    after = wait_for_ranges_change(page, start)
+    x0, x1, y0, y1 = after
+    # 2幢's centre in Web Mercator, inside a view a few hundred metres across
+    (bx0, by0, bx1, by1) = FOOTPRINTS["2幢"]
+    cx, cy = Transformer.from_crs(4490, 3857, always_xy=True).transform((bx0 + bx1) / 2, (by0 + by1) / 2)
+    assert x0 < cx < x1 and y0 < cy < y1, after
+    assert x1 - x0 < 1000
+    page.screenshot(path=SHOTS.format("search"))
+    assert browser_log.console_errors == [] and browser_log.blocked == []
+
+
+def test_a_grid_worker_sees_no_drug_user(explorer_server, browser, browser_log: BrowserLog):
+    from tests.ui.conftest import open_page
+
+    context, page = open_page(browser, browser_log)
+    try:
+        page.goto(explorer_server + "/map")
+        log_in(page, GRID_WORKER[0], GRID_WORKER[1])
+        page.locator(".bk-Canvas").first.wait_for(state="visible", timeout=60_000)
+        expect(crumbs(page)).to_contain_text("仙霞路社区第二网格", timeout=30_000)
+        special_layers = page.locator(".gg-special-layer")
+        expect(special_layers).to_contain_text("刑满释放人员")
+        expect(special_layers).not_to_contain_text("吸毒人员")
+        click_child(page, COMPOUND)
+        expect(crumbs(page)).to_contain_text(COMPOUND, timeout=15_000)
+        click_child(page, "2幢")
+        housing = page.locator(".gg-housing")
+        expect(housing.locator(".gg-flat")).to_have_count(12, timeout=15_000)
+        expect(housing.locator(".gg-special")).to_have_count(1)  # the released prisoner only
+        housing.get_by_role("button", name="1-201 孙四").click()
+        expect(page.locator(".gg-members")).to_contain_text("孙四", timeout=15_000)
+        expect(page.locator(".gg-members")).not_to_contain_text("吸毒")
+        assert "吸毒" not in page.content()
+        page.screenshot(path=SHOTS.format("grid_worker"))
+    finally:
+        context.close()
+    assert browser_log.console_errors == [] and browser_log.blocked == []
+
+
+def test_a_circle_drawn_on_the_map_counts_like_sql(explorer_server, territory_db, page,
+                                                   browser_log: BrowserLog):
+    """Radius 300 m, a click at the reported event: the counts shown are those of the same circle in SQL."""
+    load_map(page, explorer_server)
+    for name in ("宁海路街道", "仙霞路社区居委会", "仙霞路社区第二网格"):
+        click_child(page, name)
+        expect(crumbs(page)).to_contain_text(name, timeout=15_000)
+    page.wait_for_timeout(1500)  # the zoom to the grid
+    x0, x1, y0, y1 = ranges(page)
+    frame = page.evaluate("""() => { for (const doc of Bokeh.documents) for (const m of doc.all_models)
+        if (m.x_range && m.renderers && m.renderers.length > 3) {
+          const v = Bokeh.index.find_one(m); const b = v.frame.bbox;
+          const c = v.el.getBoundingClientRect(); return [c.left + b.left, c.top + b.top, b.width, b.height] }
+        return null }""")
+    ex, ey = Transformer.from_crs(4490, 3857, always_xy=True).transform(*EVENT_AT)
+    left, top, width, height = frame
+    px, py = left + (ex - x0) / (x1 - x0) * width, top + (y1 - ey) / (y1 - y0) * height
+    page.locator(".gg-radius input").fill("300")
+    page.locator(".gg-radius input").press("Enter")
+    page.mouse.click(px, py)
+    page.wait_for_timeout(1500)
+    page.get_by_role("button", name="统计绘制范围").click()
+    counts = page.locator(".gg-area-counts")
+    expect(counts).to_contain_text("楼栋", timeout=15_000)
+    with db.owner_engine(territory_db).connect() as conn:
+        people, buildings = conn.execute(text(
+            "SELECT count(p.id), count(DISTINCT b.id) FROM building b JOIN house h ON h.building_id = b.id "
+            "JOIN residence r ON r.house_id = h.id AND r.until IS NULL JOIN person p ON p.id = r.person_id "
+            "WHERE ST_DWithin(ST_PointOnSurface(b.footprint)::geography, "
+            "ST_SetSRID(ST_MakePoint(:x, :y), 4490)::geography, 300)"),
+            {"x": EVENT_AT[0], "y": EVENT_AT[1]}).one()
+    assert (people, buildings) == (len(RESIDENTS), 2)
+    expect(counts.get_by_role("row", name=f"实有人口 {people}", exact=True)).to_be_visible()
+    expect(counts.get_by_role("row", name=f"楼栋 {buildings}", exact=True)).to_be_visible()
+    page.screenshot(path=SHOTS.format("workbench"))
+    assert browser_log.console_errors == [] and browser_log.blocked == []
