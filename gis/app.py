@@ -93,6 +93,29 @@ def add_tile_route(app: FastAPI, tile_dir: Path) -> None:
         return Response(BLANK_TILE, media_type="image/png")
 
 
+def _document_our_validation_errors(app: FastAPI) -> None:
+    """Every 422 we send is ``{"detail": "<Chinese sentence>", "errors": …}`` (see _validation_error, and
+    the services' field-error maps), not FastAPI's list of pydantic errors: say so in the document."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = build()
+        schemas = document.get("components", {}).get("schemas", {})
+        if "HTTPValidationError" in schemas:
+            schemas["HTTPValidationError"] = {
+                "title": "HTTPValidationError", "type": "object", "required": ["detail"],
+                "properties": {
+                    "detail": {"type": "string", "description": "错误说明（中文）"},
+                    "errors": {"description": "逐项的错误：参数位置与原因，或字段名到原因的映射"},
+                },
+            }
+        return document
+
+    app.openapi = openapi
+
+
 LOGIN_PAGE = Path(__file__).parent / "static" / "login.html"
 
 
@@ -136,6 +159,7 @@ def create_app(settings: Settings, current_user: CurrentUser | None = None) -> F
     if settings.tile_dir:
         add_tile_route(app, Path(settings.tile_dir))
 
+    _document_our_validation_errors(app)
     mount_pages(app, settings, current_user)
     # The Bokeh document routes are pages, not API: keep them out of the OpenAPI document.
     for route in app.routes:
