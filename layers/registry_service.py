@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
+from gis.errors import ServiceError
 from gis.masking import mask_id_number, mask_phone
 from gis.security import audit
 from gis.validation import ValidationError, validate_id_number, validate_phone
@@ -41,10 +42,8 @@ CITIZEN_ID_DOCUMENT = "111"  # document_type 居民身份证
 _ACTIONS = {"read": "查看", "write": "编辑", "export": "导出"}
 
 
-class RegistryError(Exception):
-    """A refused request; ``status`` is the HTTP status the API answers with."""
-
-    status = 400
+class RegistryError(ServiceError):
+    """A refused request on a registry."""
 
 
 class NotFound(RegistryError):

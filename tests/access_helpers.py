@@ -100,11 +100,13 @@ def wipe(settings: Settings) -> None:
         ))
 
 
-def make_app(settings: Settings) -> FastAPI:
+def make_app(settings: Settings, *routers) -> FastAPI:
+    """A minimal app: the auth routes plus ``routers`` (factories taking the settings; default the people
+    routes) under /api/v1, mounted the way ``create_app`` mounts them."""
     app = FastAPI()
     api = APIRouter(prefix="/api/v1")
-    api.include_router(auth.router(settings))
-    api.include_router(people.router(settings))
+    for router in (auth.router, *(routers or (people.router,))):
+        api.include_router(router(settings))
     app.include_router(api)
     return app
 

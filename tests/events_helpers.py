@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from gis import db
-from gis.api import auth
 from gis.api import events as events_api
 from gis.security import users
 from gis.settings import Settings
+from tests import access_helpers
 from tests.access_helpers import PASSWORD, add_district, add_unit, bearer, wipe
 
 # Who is who: username → (role, unit key, department).
@@ -63,13 +63,8 @@ def build_world(settings: Settings) -> SimpleNamespace:
     return SimpleNamespace(settings=settings, client=client, units=units, headers=headers, ids=ids)
 
 
-def make_app(settings: Settings) -> FastAPI:
-    app = FastAPI()
-    api = APIRouter(prefix="/api/v1")
-    api.include_router(auth.router(settings))
-    api.include_router(events_api.router(settings))
-    app.include_router(api)
-    return app
+def make_app(settings) -> FastAPI:
+    return access_helpers.make_app(settings, events_api.router)
 
 
 class Api:

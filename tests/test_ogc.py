@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pyogrio
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from gis import db
-from gis.api import auth, ogc
+from gis.api import ogc
+from tests import access_helpers
 from tests.access_helpers import (
     add_building, add_district, add_house, add_person, add_unit, add_user, bearer, wipe,
 )
@@ -26,12 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_app(settings) -> FastAPI:
-    app = FastAPI()
-    api = APIRouter(prefix="/api/v1")
-    api.include_router(auth.router(settings))
-    api.include_router(ogc.router(settings))
-    app.include_router(api)
-    return app
+    return access_helpers.make_app(settings, ogc.router)
 
 
 @pytest.fixture(scope="module")

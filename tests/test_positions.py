@@ -7,14 +7,15 @@ import datetime as dt
 import math
 
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from gis import db
-from gis.api import auth, positions
+from gis.api import positions
 from gis.security import users
 from layers.events.position import from_wgs84_to_gcj02
+from tests import access_helpers
 from tests.access_helpers import PASSWORD, bearer
 from tests.ui.support import GRIDS, insert_territory
 
@@ -25,12 +26,7 @@ NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def make_app(settings) -> FastAPI:
-    app = FastAPI()
-    api = APIRouter(prefix="/api/v1")
-    api.include_router(auth.router(settings))
-    api.include_router(positions.router(settings))
-    app.include_router(api)
-    return app
+    return access_helpers.make_app(settings, positions.router)
 
 
 @pytest.fixture(scope="module")

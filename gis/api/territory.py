@@ -31,7 +31,8 @@ def router(settings, current_user: CurrentUser) -> APIRouter:
     Conn = Annotated[Connection, Depends(connection_dependency(settings, current_user))]
 
     @routes.get("/summary", response_model=Summary, responses={
-        401: {"description": "未登录"}, 403: {"description": "超出查看范围"}, 404: {"description": "未找到区划"}})
+        401: {"description": "未登录"}, 403: {"description": "超出查看范围"},
+        404: {"description": "未找到区划"}})
     def summary(user: User, conn: Conn, within: str | None = PathQuery) -> Summary:
         """Counts of streets, communities, grids, buildings, houses and people within a unit."""
         path = within or user.scope

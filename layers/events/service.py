@@ -32,6 +32,7 @@ from sqlalchemy import Connection, text
 from gis.masking import mask_phone
 from gis.security import roles
 from gis.validation import ValidationError, validate_phone
+from gis.errors import ServiceError
 from layers.events import calendar
 from layers.events.position import PositionError, to_cgcs2000
 from layers.events.rules import DEFAULT_RULES, EventRules
@@ -46,8 +47,8 @@ ATTACHMENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/heic", "appl
 
 
 # ---------------------------------------------------------------- errors (each with its HTTP status)
-class EventError(Exception):
-    status = 400
+class EventError(ServiceError):
+    """A refused request on an event."""
 
 
 class EventNotFound(EventError):
