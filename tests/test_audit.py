@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import example, given, settings as hypothesis_settings, strategies as st
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
@@ -176,6 +176,7 @@ _PHONE_LIKE = st.from_regex(r"\A(\+86 )?1[3-9][0-9]{9}\Z") \
 
 @hypothesis_settings(max_examples=60, deadline=None)
 @given(id_number=_ID_LIKE, phone=_PHONE_LIKE)
+@example(id_number="110101199003071234", phone="1000000-0000")  # a landline with extension, not a mobile
 def test_database_masks_exactly_like_python(fresh_db, id_number, phone):
     with db.owner_engine(fresh_db).connect() as conn:
         again = conn.execute(text("SELECT app.mask_id_number(:i), app.mask_phone(:p)"),

@@ -38,7 +38,9 @@ BEGIN
     END IF;
     digits := regexp_replace(t, '[[:space:]()（）-]', '', 'g');
     digits := regexp_replace(digits, '^(\+86|0086|86)(?=1[0-9]{10}$)', '');
-    IF digits ~ '^1[0-9*]{10}$' THEN
+    -- A mobile as gis.masking sees it: a valid one however it is written, or eleven unseparated digits
+    -- (masked already, or malformed); "1000000-0000" is a landline with an extension.
+    IF digits ~ '^1[3-9][0-9]{9}$' OR t ~ '^1[0-9*]{10}$' THEN
         RETURN app.mask_keep_ends(digits, 3, 4);
     END IF;
     parts := regexp_match(t, '^(?:(0[0-9]{2,3})-)?([0-9*]{5,8})(-[0-9]{1,6})?$');
