@@ -27,9 +27,12 @@ from panel.io.fastapi import add_applications
 from sqlalchemy import Connection
 
 from dashboards import theme
+from dashboards.assessment import assessment_page
+from dashboards.events import events_page
 from dashboards.explorer import explorer_page
 from dashboards.playback import playback_page
 from dashboards.registries import registries_page
+from dashboards.statistics import statistics_page
 from dashboards.wall import wall_page
 from gis.security.scope import scoped_connection
 from gis.settings import Settings
@@ -49,7 +52,11 @@ MAP_PATH = "/map"
 REGISTRIES_PATH = "/registries"
 WALL_PATH = "/wall"
 PLAYBACK_PATH = "/playback"
-PAGE_PATHS = frozenset({MAP_PATH, REGISTRIES_PATH, WALL_PATH, PLAYBACK_PATH})
+EVENTS_PATH = "/events"
+ASSESSMENT_PATH = "/assessment"
+STATISTICS_PATH = "/statistics"
+PAGE_PATHS = frozenset({MAP_PATH, REGISTRIES_PATH, WALL_PATH, PLAYBACK_PATH, EVENTS_PATH, ASSESSMENT_PATH,
+                        STATISTICS_PATH})
 
 
 @contextmanager
@@ -112,11 +119,23 @@ def mount_pages(app: FastAPI, settings: Settings, current_user: CurrentUser) -> 
     def playback(user: PageUser) -> pn.viewable.Viewable:
         return playback_page(settings, user, tile_url=tile_url(settings))
 
+    def events(user: PageUser) -> pn.viewable.Viewable:
+        return events_page(settings, user, tile_url=tile_url(settings))
+
+    def assessment(user: PageUser) -> pn.viewable.Viewable:
+        return assessment_page(settings, user)
+
+    def statistics(user: PageUser) -> pn.viewable.Viewable:
+        return statistics_page(settings, user)
+
+    pages = {MAP_PATH: (explorer, "地图"), REGISTRIES_PATH: (registries, "台账"),
+             WALL_PATH: (wall, "指挥大屏"), PLAYBACK_PATH: (playback, "轨迹回放"),
+             EVENTS_PATH: (events, "事件办理"), ASSESSMENT_PATH: (assessment, "考核评价"),
+             STATISTICS_PATH: (statistics, "统计分析")}
     add_applications(
-        {MAP_PATH: guarded(explorer, current_user), REGISTRIES_PATH: guarded(registries, current_user),
-         WALL_PATH: guarded(wall, current_user), PLAYBACK_PATH: guarded(playback, current_user)},
+        {path: guarded(build, current_user) for path, (build, _) in pages.items()},
         app=app,
-        title={MAP_PATH: "地图", REGISTRIES_PATH: "台账", WALL_PATH: "指挥大屏", PLAYBACK_PATH: "轨迹回放"},
+        title={path: title for path, (_, title) in pages.items()},
         # Signed session ids: a websocket cannot attach to a session it was not handed by a page load.
         # One secret per process, so sessions do not outlive a restart (Bokeh sessions never do anyway).
         sign_sessions=True,

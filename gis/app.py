@@ -41,6 +41,7 @@ from fastapi.routing import APIRoute
 from dashboards.pages import MAP_PATH, PAGE_PATHS, mount_pages
 from gis.api import API_PREFIX, api_router, auth
 from gis.api.deps import CurrentUser
+from gis.phone import mount_phone
 from gis.settings import Settings
 from layers import territory
 
@@ -159,6 +160,7 @@ def create_app(settings: Settings, current_user: CurrentUser | None = None) -> F
     if settings.tile_dir:
         add_tile_route(app, Path(settings.tile_dir))
 
+    mount_phone(app, settings)
     _document_our_validation_errors(app)
     mount_pages(app, settings, current_user)
     # The Bokeh document routes are pages, not API: keep them out of the OpenAPI document.

@@ -24,7 +24,9 @@ _counter = itertools.count()
 def settings_for_tests(**overrides) -> Settings:
     # The test cluster's port: another checkout's test run on this machine may set its own.
     port = int(os.environ.get("GRIDGOV_TEST_PG_PORT", "54339"))
-    values = dict(database_url=None, var_dir=ROOT / "var" / "test", pg_port=port, pg_database=TEMPLATE)
+    # ... and its own cluster directory (a branch's migrations under development stay out of the shared one).
+    var_dir = Path(os.environ.get("GRIDGOV_TEST_VAR", ROOT / "var" / "test"))
+    values = dict(database_url=None, var_dir=var_dir, pg_port=port, pg_database=TEMPLATE)
     values.update(overrides)
     return Settings(**values)
 

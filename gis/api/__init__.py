@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gis.api import auth, events, health, ogc, people, positions, registries, spatial, territory, wall
+from gis.api import (
+    auth, cameras, diary, events, files, health, notices, ogc, people, positions, registries, reports,
+    spatial, territory, visits, wall,
+)
 from gis.api.deps import CurrentUser
 from gis.settings import Settings
 
@@ -23,4 +26,10 @@ def api_router(settings: Settings, current_user: CurrentUser) -> APIRouter:
     router.include_router(territory.router(settings, current_user))
     router.include_router(spatial.router(settings))
     router.include_router(ogc.router(settings))
+    router.include_router(reports.router(settings))
+    router.include_router(cameras.router(settings))
+    router.include_router(notices.router(settings))
+    router.include_router(files.router(settings))
+    router.include_router(diary.router(settings))
+    router.include_router(visits.router(settings))
     return router

@@ -1,0 +1,13 @@
+"""民情日记 the diary (issue #9)
+
+Placeholder wired in; filled in by its owner."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from gis.settings import Settings
+
+
+def router(settings: Settings) -> APIRouter:
+    return APIRouter()
