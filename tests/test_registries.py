@@ -9,6 +9,7 @@ import datetime as dt
 import io
 import itertools
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -449,7 +450,7 @@ def people_for_export(world):
     return registry
 
 
-@pytest.mark.parametrize("fmt", ["csv", "xlsx", "geojson", "gpkg"])
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "geojson", "gpkg", "shp"])
 def test_exports_equal_the_listed_rows_masked(world, people_for_export, fmt):
     registry = people_for_export
     filters = {"sex": "1"}
@@ -480,12 +481,18 @@ def test_exports_equal_the_listed_rows_masked(world, people_for_export, fmt):
         assert [r[header.index("身份证号")] for r in values[1:]] == masked
     else:
         import geopandas as gpd
-        suffix = ".geojson" if fmt == "geojson" else ".gpkg"
+        suffix = {"geojson": ".geojson", "gpkg": ".gpkg", "shp": ".zip"}[fmt]
         path = Path(world["settings"].var_dir) / f"export_test{suffix}"
         path.write_bytes(content)
         frame = gpd.read_file(path)
         path.unlink()
         assert list(frame["id"]) == ids and list(frame["id_number"]) == masked
+        if fmt == "shp":  # the .cpg travels with it, so the Chinese names survive any reader
+            with zipfile.ZipFile(io.BytesIO(content)) as archive:
+                assert archive.read("person.cpg") == b"UTF-8"
+                fields = archive.read("person_fields.csv").decode("utf-8-sig")
+            assert "id_number,身份证号" in fields
+            assert set(frame["name"]) == {item["name"] for item in listed}
         assert frame.crs.to_epsg() == 4490
         assert frame.geometry.notna().all()
     with db.owner_engine(world["settings"]).connect() as conn:

@@ -2,7 +2,7 @@
 declarations by one factory (titiler style) -- no registry has routes of its own.
 
 Per registry: ``GET`` the list (its search fields as query parameters, ``sort``, ``limit``/``offset``,
-``total``), ``GET /export.{csv|xlsx|geojson|gpkg}`` the same list as a file, ``GET /{id}`` one record,
+``total``), ``GET /export.{csv|xlsx|geojson|gpkg|shp}`` the same list as a file, ``GET /{id}`` one record,
 ``POST`` create, ``PUT /{id}`` update (the fields given, based on ``version``), ``DELETE /{id}`` soft
 delete; ``GET /print`` the list and ``GET /{id}/print`` one record as an A4 PDF (打印); special-population
 registries also ``GET|POST /{id}/visits``; schools ``GET /{id}/nearby``; grids ``GET /{id}/notice-board``
@@ -262,7 +262,7 @@ class RegistryRoutes:
                          operation_id=f"export_{registry.key}")
         def export_records(
             user: User, request: Request, filters: Filters,
-            fmt: Annotated[str, Path(pattern="^(csv|xlsx|geojson|gpkg)$", description="格式")],
+            fmt: Annotated[str, Path(pattern="^(csv|xlsx|geojson|gpkg|shp)$", description="格式")],
             sort: Annotated[str | None, Query(pattern=sort_pattern(registry))] = None,
             within: Annotated[str | None, Query(pattern=r"^[0-9]{2,15}(\.[0-9]{2,15})*$")] = None,
         ):
