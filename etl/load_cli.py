@@ -134,3 +134,31 @@ def register(
     console.print(f"{outcome}（共 {result.rows} 行，{result.seconds} 秒）")
     if result.outcome == "refused":
         raise typer.Exit(1)
+
+
+@etl_app.command("track")
+def track(
+    file: Path = typer.Argument(..., exists=True, help="GPX 或 CSV 轨迹文件"),
+    worker: str = typer.Option(..., "--worker", help="网格员用户名"),
+    crs: str = typer.Option("wgs84", "--crs", help="坐标系：wgs84 | gcj02 | bd09 | cgcs2000"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="只检查，不写入"),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="跳过有问题的点，导入其余的点"),
+) -> None:
+    """导入网格员轨迹（GPX/CSV）(load a grid worker's GPS track)."""
+    from etl.tracks import TrackLoadError, load_track
+
+    try:
+        result = load_track(Settings(), file, worker, crs=crs, dry_run=dry_run, skip_bad=skip_bad)
+    except TrackLoadError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from error
+    for error in result.errors[:50]:
+        console.print(f"[yellow]第 {error['row']} 行[/yellow]：{error['reason']}")
+    outcome = {"loaded": f"[green]已导入 {result.stored} 个定位点（重复 {result.duplicates}）[/green]",
+               "dry_run": "[cyan]试运行，未写入[/cyan]",
+               "refused": f"[red]有 {len(result.errors)} 行有问题，已拒绝，数据库未改变[/red]"
+               }[result.outcome]
+    days = "、".join(result.days) or "无"
+    console.print(f"{outcome}；日期 {days}（共 {result.rows} 行，{result.seconds} 秒）")
+    if result.outcome == "refused":
+        raise typer.Exit(1)

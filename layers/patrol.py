@@ -72,14 +72,16 @@ def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     return start, start + dt.timedelta(days=1)
 
 
-def _checked(fix: Fix, now: dt.datetime) -> tuple[dt.datetime, float, float]:
-    """``(time, lon, lat)`` in CGCS2000, or :class:`PositionError` with the reason."""
+def checked_fix(fix: Fix, now: dt.datetime, *, max_age: dt.timedelta | None = MAX_AGE
+                ) -> tuple[dt.datetime, float, float]:
+    """``(time, lon, lat)`` in CGCS2000, or :class:`PositionError` with the reason. ``max_age=None``
+    accepts old fixes (a track file loaded afterwards, not a phone's queue)."""
     at = fix.fixed_at
     if at.tzinfo is None:
         raise PositionError("定位时间缺少时区 (fixed_at needs a time zone)")
     if at > now + MAX_AHEAD:
         raise PositionError("定位时间晚于当前时间，请检查手机时钟 (fix in the future)")
-    if at < now - MAX_AGE:
+    if max_age is not None and at < now - max_age:
         raise PositionError("定位时间超过 7 天，不再接收 (fix older than 7 days)")
     if fix.accuracy is not None and not (0 <= fix.accuracy < 100_000):
         raise PositionError("定位精度无效 (bad accuracy)")
@@ -89,10 +91,10 @@ def _checked(fix: Fix, now: dt.datetime) -> tuple[dt.datetime, float, float]:
     return at, lon, lat
 
 
-def _worker_unit(conn: Connection, user: Any) -> tuple[str, str, str]:
+def _worker_unit(conn: Connection, user_id: int) -> tuple[str, str, str]:
     row = conn.execute(text(
         "SELECT u.name, t.path::text, t.district_code::text FROM users u"
-        " JOIN territory_unit t ON t.path = u.scope_path WHERE u.id = :id"), {"id": user.id}).first()
+        " JOIN territory_unit t ON t.path = u.scope_path WHERE u.id = :id"), {"id": user_id}).first()
     if row is None or row[2] is None:
         raise PatrolError("账号未分配到区县以下的辖区，不能上报位置 (no district scope)")
     return row[0], row[1], row[2]
@@ -138,7 +140,7 @@ def ingest_fixes(conn: Connection, user: Any, fixes: Sequence[Fix], *,
     rows: dict[dt.datetime, tuple] = {}
     for index, fix in enumerate(fixes):
         try:
-            at, lon, lat = _checked(fix, now)
+            at, lon, lat = checked_fix(fix, now)
         except PositionError as error:
             result.rejected.append({"index": index, "reason": str(error)})
             continue
@@ -146,22 +148,29 @@ def ingest_fixes(conn: Connection, user: Any, fixes: Sequence[Fix], *,
             result.duplicates += 1
             continue
         rows[at] = (at, lon, lat, fix.accuracy, fix.speed, fix.crs)
+    inserted = store_fixes(conn, user.id, list(rows.values()))
+    result.accepted = inserted
+    result.duplicates += len(rows) - inserted
+    return result
+
+
+def store_fixes(conn: Connection, user_id: int, rows: Sequence[tuple]) -> int:
+    """Insert checked fixes ``(time, lon, lat, accuracy, speed, crs)`` of one worker (times distinct),
+    move their latest position, and return how many were new."""
     if not rows:
-        return result
-    name, org_path, district_code = _worker_unit(conn, user)
-    days = sorted({_beijing_day(at) for at in rows})
+        return 0
+    name, org_path, district_code = _worker_unit(conn, user_id)
+    days = sorted({_beijing_day(row[0]) for row in rows})
     conn.execute(text("SELECT app.ensure_position_days(:a, :b)"), {"a": days[0], "b": days[-1]})
-    columns = list(zip(*rows.values(), strict=True))
+    columns = list(zip(*rows, strict=True))
     inserted = conn.execute(_INSERT_FIXES, {
-        "user_id": user.id, "org_path": org_path, "district_code": district_code,
+        "user_id": user_id, "org_path": org_path, "district_code": district_code,
         "fixed_at": list(columns[0]), "lon": list(columns[1]), "lat": list(columns[2]),
         "accuracy": list(columns[3]), "speed": list(columns[4]), "crs": list(columns[5]),
     }).scalars().all()
-    result.accepted = len(inserted)
-    result.duplicates += len(rows) - len(inserted)
     if inserted:
-        conn.execute(_MOVE_LATEST, {"user_id": user.id, "name": name, "fixed_at": max(inserted)})
-    return result
+        conn.execute(_MOVE_LATEST, {"user_id": user_id, "name": name, "fixed_at": max(inserted)})
+    return len(inserted)
 
 
 # ---------------------------------------------------------------- reading
