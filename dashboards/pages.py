@@ -30,6 +30,8 @@ from dashboards import theme
 from dashboards.assessment import assessment_page
 from dashboards.events import events_page
 from dashboards.explorer import explorer_page
+from dashboards.loads import loads_page
+from dashboards.notice_popup import attach_notice_popup
 from dashboards.playback import playback_page
 from dashboards.registries import registries_page
 from dashboards.statistics import statistics_page
@@ -55,8 +57,9 @@ PLAYBACK_PATH = "/playback"
 EVENTS_PATH = "/events"
 ASSESSMENT_PATH = "/assessment"
 STATISTICS_PATH = "/statistics"
+LOADS_PATH = "/loads"
 PAGE_PATHS = frozenset({MAP_PATH, REGISTRIES_PATH, WALL_PATH, PLAYBACK_PATH, EVENTS_PATH, ASSESSMENT_PATH,
-                        STATISTICS_PATH})
+                        STATISTICS_PATH, LOADS_PATH})
 
 
 @contextmanager
@@ -66,8 +69,10 @@ def page_connection(settings: Settings, user: PageUser) -> Iterator[Connection]:
         yield conn
 
 
-def guarded(build: Callable[[PageUser], pn.viewable.Viewable], current_user: CurrentUser):
-    """A session factory that refuses visitors the hook does not recognise."""
+def guarded(build: Callable[[PageUser], pn.viewable.Viewable], current_user: CurrentUser,
+            settings: Settings | None = None):
+    """A session factory that refuses visitors the hook does not recognise. With ``settings``, every
+    page it builds gets the new-notice popup (bottom right, polling; :mod:`dashboards.notice_popup`)."""
 
     def factory() -> pn.viewable.Viewable:
         request = pn.state.curdoc.session_context.request
@@ -76,7 +81,8 @@ def guarded(build: Callable[[PageUser], pn.viewable.Viewable], current_user: Cur
             return theme.login_required_page()
         if not user.scope:
             return theme.notice_page("无权限", "没有可查看的辖区", "您的账号尚未分配辖区，请联系管理员。")
-        return build(user)
+        page = build(user)
+        return attach_notice_popup(page, settings, user) if settings is not None else page
 
     return factory
 
@@ -128,12 +134,15 @@ def mount_pages(app: FastAPI, settings: Settings, current_user: CurrentUser) -> 
     def statistics(user: PageUser) -> pn.viewable.Viewable:
         return statistics_page(settings, user)
 
+    def loads(user: PageUser) -> pn.viewable.Viewable:
+        return loads_page(settings, user)
+
     pages = {MAP_PATH: (explorer, "地图"), REGISTRIES_PATH: (registries, "台账"),
              WALL_PATH: (wall, "指挥大屏"), PLAYBACK_PATH: (playback, "轨迹回放"),
              EVENTS_PATH: (events, "事件办理"), ASSESSMENT_PATH: (assessment, "考核评价"),
-             STATISTICS_PATH: (statistics, "统计分析")}
+             STATISTICS_PATH: (statistics, "统计分析"), LOADS_PATH: (loads, "数据导入")}
     add_applications(
-        {path: guarded(build, current_user) for path, (build, _) in pages.items()},
+        {path: guarded(build, current_user, settings) for path, (build, _) in pages.items()},
         app=app,
         title={path: title for path, (_, title) in pages.items()},
         # Signed session ids: a websocket cannot attach to a session it was not handed by a page load.

@@ -98,9 +98,12 @@ class BoundaryReport:
     moved: dict = field(default_factory=dict)
     seconds: float = 0.0
     load_id: int | None = None
+    # The units as they would be stored (CGCS2000 lon/lat, GeoJSON), for a preview on the map; kept out
+    # of the written report, which stays small.
+    shapes: dict = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items()}
+        return {k: v for k, v in self.__dict__.items() if k != "shapes"}
 
     def to_json(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.as_dict(), ensure_ascii=False, indent=2, default=str),
@@ -505,6 +508,7 @@ def load_boundaries(settings: Settings, path: Path, options: BoundaryOptions,
         geoms, report.repaired = repair(list(geoms), labels)
         units = [{"row": i + 1, "code": c, "name": n, "parent_code": p, "geom": g}
                  for i, (c, n, p, g) in enumerate(zip(codes, names, parent_of, geoms, strict=False))]
+        report.shapes = preview_shapes(units)
 
         say("检查编码与拓扑 (checking)")
         check_codes(units, options, set(parents), report)
@@ -539,6 +543,17 @@ def load_boundaries(settings: Settings, path: Path, options: BoundaryOptions,
                 _finish_load(conn, load_id, report)
                 report.load_id = load_id
     return report
+
+
+PREVIEW_FEATURES = 5_000
+
+
+def preview_shapes(units: list[dict]) -> dict:
+    """The first units as a GeoJSON FeatureCollection, simplified to about a metre (enough to see)."""
+    features = [{"type": "Feature", "properties": {"row": u["row"], "code": u["code"], "name": u["name"]},
+                 "geometry": shapely.geometry.mapping(shapely.simplify(u["geom"], 1e-5))}
+                for u in units[:PREVIEW_FEATURES] if u["geom"] is not None]
+    return {"type": "FeatureCollection", "features": features}
 
 
 class _DryRun(Exception):

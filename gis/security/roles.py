@@ -7,9 +7,13 @@ A permission is a colon-separated name; a granted pattern may use ``*`` for one 
     pii:reveal                             see a full ID or phone number, with a logged reason
     special:<category>                     the details of a special population (特殊人群) category
     event:<action>                         an action of the event workflow (上报 … 评价)
+    diary:write | review | comment         民情日记: write one's own, approve/return, comment (点评)
+    notice:send | publish_red              通知公告: send notices; publish 红头文件 (文号, 发文机关, PDF)
+    file:read | upload | manage            内部硬盘共享: see, upload, delete others' files and folders
     user:manage                            create users, assign roles and scopes, unlock accounts
     audit:read                             read the access log and the change history
-    admin                                  system configuration (code tables, settings, imports)
+    admin                                  system configuration (code tables, settings)
+    data:load                              load boundary files, registers and tracks (the upload page)
 
 Separation of duties (三权分立, 等保 2.0): the security administrator manages accounts and nothing else,
 the system administrator runs the system but cannot manage accounts or read the audit, and the auditor
@@ -65,21 +69,26 @@ ROLES: dict[str, Role] = {
         # 网格员: collects and updates the registers of their grid, reports and handles events; sees
         # people masked, and of the special populations only those they routinely visit.
         _role("grid_worker", "网格员", "registry:*:read", "registry:*:write", *_FIELD_WORK,
-              "special:released_prisoner", "special:community_correction", "special:key_youth"),
+              "special:released_prisoner", "special:community_correction", "special:key_youth",
+              "diary:write", "file:read", "file:upload"),
         _role("community_staff", "社区工作人员", "registry:*:read", "registry:*:write", "registry:*:export",
-              "pii:reveal", "special:*", *_FIELD_WORK, *_REVIEW),
+              "pii:reveal", "special:*", *_FIELD_WORK, *_REVIEW, "diary:review", "notice:send",
+              "file:read", "file:upload"),
+        # 红头文件 (notice:publish_red, in notice:*): only the district and the street offices (街道办事处)
+        # issue numbered official documents; a community committee (居委会) is self-governing and does not.
         _role("street_staff", "街道工作人员", "registry:*:read", "registry:*:write", "registry:*:export",
-              "pii:reveal", "special:*", "event:*"),
+              "pii:reveal", "special:*", "event:*", "diary:review", "diary:comment", "notice:*", "file:*"),
         _role("district_commander", "区综治中心指挥长", "registry:*:read", "registry:*:export", "pii:reveal",
-              "special:*", "event:*"),
+              "special:*", "event:*", "diary:review", "diary:comment", "notice:*", "file:*"),
         _role("department_officer", "职能部门工作人员", "registry:*:read", "event:sign", "event:handle",
-              "event:feedback", "event:return", "event:extend"),
+              "event:feedback", "event:return", "event:extend", "file:read", "file:upload"),
         # 分析员: figures and maps; rows masked, no special-population details, no exports of rows.
         _role("analyst", "数据分析员", "registry:*:read"),
-        _role("data_staff", "数据管理员", "registry:*:read", "registry:*:write", "registry:*:export"),
+        _role("data_staff", "数据管理员", "registry:*:read", "registry:*:write", "registry:*:export",
+              "data:load"),
         _role("auditor", "安全审计员", "audit:read"),
         _role("security_admin", "安全管理员", "user:manage"),
-        _role("admin", "系统管理员", "admin", "registry:*:read"),
+        _role("admin", "系统管理员", "admin", "data:load", "registry:*:read"),
     ]
 }
 
