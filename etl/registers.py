@@ -14,8 +14,13 @@ nothing.
   row with its row number, column and reason. Good rows go by ``COPY`` into a staging table and one
   set-based insert per target table, in one transaction.
 
-Writing is implemented for the registries over ``person`` without a sub-record (人口信息, 常驻人口, 户主信息);
-any other registry can be checked (``dry_run``) but not yet written.
+Two ways of writing. The person registries (人口信息, 常驻人口, 户主信息: millions of rows in a city) go
+by ``COPY`` and set-based inserts. Every other registry (organisations, special populations, schools …:
+hundreds to thousands of rows) goes row by row through the registry service's own create, in one
+transaction, so territory, location, links and sub-records are made exactly as the forms make them; the
+file supplies what the forms would: a person by 身份证号 (a special-population record links to a registered
+person), a building by the address (its point becomes the record's location and its grid the territory),
+or a territory unit by name or code (所属网格, 所属社区 …).
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from sqlalchemy import text as sql_text
 
 from etl.encoding import text_file_encoding
 from gis import db
+from gis.security.scope import scoped_connection
 from gis.settings import Settings
 from gis.validation import ValidationError, validate_id_number, validate_phone
 from layers.registries import REGISTRIES
@@ -70,6 +77,9 @@ ADDRESS_SYNONYMS: dict[str, tuple[str, ...]] = {
     "floor": ("楼层", "层"),
     "room": ("门牌", "门牌号", "房号", "房间号", "室", "户号"),
 }
+# The territory unit a record belongs to, by name or code (for registries that are not placed by address).
+TERRITORY_SYNONYMS = ("所属区域", "所属网格", "网格", "网格名称", "网格编码", "所属社区", "社区", "社区名称",
+                      "所属街道", "街道", "区域编码")
 ADDRESS_LABELS = {"address": "地址", "compound": "小区", "building": "楼栋", "unit": "单元", "floor": "楼层",
                   "room": "门牌号"}
 WRITABLE = ("person", "resident", "household_head")
@@ -77,6 +87,7 @@ _HEADER_NOISE = re.compile(r"[\s*＊:：()（）]|必填|选填")
 _ADDRESS = re.compile(
     r"^(?P<compound>.+?)\s*(?P<building>\d+)\s*(?:幢|栋|号楼|座)\s*"
     r"(?:(?P<unit>\d+)\s*单元)?\s*(?:(?P<floor>\d+)\s*(?:层|楼))?\s*(?P<room>\d+(?:-\d+)?)\s*(?:室|号|户)?$")
+_BUILDING = re.compile(r"^(?P<compound>.+?)(?P<building>\d+)(?:幢|栋|号楼|座)")
 # Province / city / district prefixes (cpca would name them; here they are only cut off the front).
 _REGION_PREFIX = re.compile(r"^(?:\S{2,7}?(?:省|自治区|市))?(?:\S{2,7}?市)?(?:\S{1,7}?(?:区|县))?"
                             r"(?:\S{2,9}?(?:街道|镇))?(?:\S{2,9}?社区)?")
@@ -156,9 +167,10 @@ class RegisterReport:
 
 
 # ---------------------------------------------------------------- reading
-def read_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list]], str | None]:
+def read_rows(path: Path, registry: Registry | None = None
+              ) -> tuple[list[str], Iterator[tuple[int, list]], str | None]:
     """``(header, rows, encoding)``: rows as ``(row number, values)``, the header found in the first rows
-    (a title line above it is skipped)."""
+    (a title line above it is skipped): the first with two headers known for ``registry``."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
@@ -175,7 +187,7 @@ def read_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list]], str | 
         raise RegisterLoadError(f"不支持的文件类型 {suffix}，请提供 .xlsx 或 .csv (unsupported file type)")
     for number, values in lines:
         cells = [_text(v) for v in values]
-        if sum(1 for c in cells if c and _field_for_header(c) is not None) >= 2:
+        if sum(1 for c in cells if c and _field_for_header(c, registry) is not None) >= 2:
             header = cells
             break
         if number >= 10:
@@ -214,9 +226,14 @@ def _field_for_header(header: str, registry: Registry | None = None) -> str | No
     for name, spellings in SYNONYMS.items():
         if key in spellings and (registry is None or _has(registry, name)):
             return name
+    # A record linked to a person (特殊人群 …) names the person by ID number: read, never stored twice.
+    if key in SYNONYMS["id_number"] and registry is not None and _has(registry, "person_id"):
+        return "id_number"
     for name, spellings in ADDRESS_SYNONYMS.items():
         if key in spellings:
             return f"@{name}"
+    if key in TERRITORY_SYNONYMS:
+        return "@territory"
     return None
 
 
@@ -276,6 +293,23 @@ def parse_address(text: str) -> dict[str, str] | None:
     return None
 
 
+def building_of(address: dict[str, str]) -> dict[str, str] | None:
+    """``{compound, building}`` named by an address (one text, or 小区/楼栋 columns), or None.
+
+    >>> building_of({"address": "鼓楼区山西路小区3幢"})
+    {'compound': '山西路小区', 'building': '3'}
+    """
+    if address.get("building"):
+        number = re.search(r"\d+", address["building"])
+        return {"compound": address.get("compound") or "", "building": number.group()} if number else None
+    text = re.sub(r"\s+", "", address.get("address", ""))
+    for candidate in (_REGION_PREFIX.sub("", text, count=1), text):
+        match = _BUILDING.search(candidate)
+        if match and re.search(r"\D", match["compound"]):
+            return {"compound": match["compound"], "building": match["building"]}
+    return None
+
+
 def _room_key(unit: str | None, room: str) -> tuple[int | None, str]:
     """``(unit, room)`` with a ``2-502`` room split into its unit and door number."""
     if "-" in room:
@@ -327,6 +361,9 @@ def validate_row(number: int, cells: list, mapping: dict[int, str], header: list
     for index, name in mapping.items():
         text = _text(cells[index]) if index < len(cells) else ""
         raw[name] = text
+        if name == "@territory":
+            values["@territory"] = text or None
+            continue
         if name.startswith("@"):
             if text:
                 address[name[1:]] = text
@@ -353,8 +390,9 @@ def validate_row(number: int, cells: list, mapping: dict[int, str], header: list
             parsed = validate_id_number(values["id_number"], sex=values.get("sex"),
                                         birth_date=values.get("birth_date"))
             values["id_number"] = parsed.number
-            values.setdefault("sex", parsed.sex)
-            values.setdefault("birth_date", parsed.birth_date)
+            for name, value in (("sex", parsed.sex), ("birth_date", parsed.birth_date)):
+                if _has(registry, name):
+                    values.setdefault(name, value)
         except ValidationError as error:
             bad(error.field if error.field in mapping.values() else "id_number", error.message)
     # Sex and birth date come from a valid ID number; when it is wrong, that is the one error to fix.
@@ -365,6 +403,18 @@ def validate_row(number: int, cells: list, mapping: dict[int, str], header: list
                 and _header_of(header, mapping, f.name, f.zh) not in reported):
             bad(f.name, f"请填写{f.zh}")
 
+    if registry.key not in WRITABLE:
+        # Not a person: the address is the record's own text, and (when it names a building) where the
+        # record is; an address naming no building is no error.
+        text_address = address.get("address") or "".join(
+            address.get(k, "") for k in ("compound", "building"))
+        if text_address and _has(registry, "address") and "address" not in values:
+            values["address"] = text_address
+        if len(errors) > before:
+            return None
+        if not address and isinstance(values.get("address"), str):  # the registry's own address field
+            address = {"address": values["address"]}
+        return _Row(number, values, building_of(address), text_address)
     parsed_address = None
     if address:
         if "address" in address and not {"building", "room"} <= address.keys():
@@ -389,7 +439,7 @@ def validate_row(number: int, cells: list, mapping: dict[int, str], header: list
                     parsed_address["room"] = room
                     unit = re.search(r"\d+", parsed_address.get("unit") or "")
                     parsed_address["unit"] = unit.group() if unit else None
-    elif registry.key in WRITABLE:
+    else:
         bad("@address", "缺少居住地址（小区/楼栋/单元/门牌），无法落到房屋")
     if len(errors) > before:
         return None
@@ -419,7 +469,7 @@ def load_register(settings: Settings, key: str, path: Path, options: RegisterOpt
     registry = REGISTRIES[key]
     started = time.perf_counter()
     report = RegisterReport(registry=key, file=Path(path).name)
-    header, rows, report.encoding = read_rows(Path(path))
+    header, rows, report.encoding = read_rows(Path(path), registry)
     mapping, report.unmapped = map_headers(header, registry)
     report.columns = {header[i]: name for i, name in mapping.items()}
 
@@ -444,16 +494,26 @@ def load_register(settings: Settings, key: str, path: Path, options: RegisterOpt
                 tick("校验", report.rows, 0)
         tick("校验", report.rows, report.rows)
 
-        good = _against_database(conn, registry, good, header, mapping, options, report)
-        report.good = len(good)
-        writable = key in WRITABLE
-        if not writable:
-            report.errors.append(RowError(0, "", "", f"{registry.zh}暂不支持批量写入，"
-                                                     "只能检查（请用 --dry-run）"))
-        if (report.errors and not options.skip_bad) or not writable:
+        if key in WRITABLE:
+            good = _against_database(conn, registry, good, header, mapping, options, report)
+        else:
+            good = _places_and_links(conn, registry, good, header, mapping, options, report)
+            # The service's own checks (territory, location inside it, links) run in a rehearsal too, so
+            # a dry run promises what the load does.
+            report.written = _write_records(settings, registry, good, header, mapping, options, report, tick)
+        report.good = len(good) - len({e.row for e in report.errors} & {r.number for r in good})
+        if report.errors and not options.skip_bad:
             report.outcome = "refused"
+            report.written = {}
         elif options.dry_run:
             report.outcome = "dry_run"
+            report.written = {}
+        elif key not in WRITABLE:
+            report.outcome = "loaded"
+            with conn.transaction():
+                load_id = _record(conn, report, options, "loaded")
+                _finish(conn, load_id, report)
+                report.load_id = load_id
         else:
             with conn.transaction():
                 load_id = _record(conn, report, options, "failed")
@@ -524,6 +584,120 @@ def _against_database(conn, registry: Registry, good: list[_Row], header, mappin
     return kept
 
 
+def _places_and_links(conn, registry: Registry, good: list[_Row], header, mapping, options: RegisterOptions,
+                      report: RegisterReport) -> list[_Row]:
+    """For a registry other than the person ones: the person behind each 身份证号 (when the registry links a
+    person), the building an address names, and the territory unit named — in three queries. A person
+    not registered or a territory not found is the row's error; an address naming no known building
+    leaves the record unplaced (the service then asks for a location only if the registry needs one)."""
+    if not good:
+        return good
+    links_person = any(f.name == "person_id" for f in registry.fields)
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS register_places (n int, id_number text, compound text, "
+                 "building text, territory text) ON COMMIT PRESERVE ROWS")
+    conn.execute("TRUNCATE register_places")
+    with conn.cursor().copy("COPY register_places FROM STDIN") as copy:
+        for row in good:
+            a = row.address or {}
+            copy.write_row((row.number, row.values.get("id_number") if links_person else None,
+                            a.get("compound"), a.get("building"), row.values.get("@territory")))
+    people = dict(conn.execute(
+        "SELECT l.n, p.id FROM register_places l JOIN person p ON p.id_number = l.id_number "
+        "AND p.deleted_at IS NULL").fetchall())
+    buildings = {n: (path, lon, lat) for n, path, lon, lat in conn.execute(
+        "SELECT l.n, min(b.org_path::text), min(ST_X(ST_PointOnSurface(b.footprint))), "
+        "       min(ST_Y(ST_PointOnSurface(b.footprint))) FROM register_places l "
+        "JOIN compound c ON c.district_code = %s AND c.deleted_at IS NULL "
+        "  AND (l.compound = '' OR c.name = l.compound OR c.name LIKE '%%' || l.compound || '%%') "
+        "JOIN building b ON b.compound_id = c.id AND b.deleted_at IS NULL "
+        "  AND substring(b.name FROM '[0-9]+') = l.building "
+        "WHERE l.building IS NOT NULL GROUP BY l.n HAVING count(DISTINCT b.id) = 1",
+        (options.district_code,)).fetchall()}
+    units = dict(conn.execute(
+        "SELECT l.n, min(t.path::text) FROM register_places l JOIN territory_unit t "
+        "  ON (t.code = l.territory OR t.name = l.territory) AND t.deleted_at IS NULL "
+        "  AND t.district_code = %s "
+        "WHERE l.territory IS NOT NULL GROUP BY l.n HAVING count(DISTINCT t.id) = 1",
+        (options.district_code,)).fetchall())
+    id_column = _header_of(header, mapping, "id_number", "身份证号")
+    territory_column = _header_of(header, mapping, "@territory", "所属区域")
+    kept = []
+    for row in good:
+        territory = row.values.pop("@territory", None)
+        if links_person:
+            if row.number not in people:
+                report.errors.append(RowError(row.number, id_column, row.values.get("id_number") or "",
+                                              "库中没有此身份证号的人员，请先在人口信息中登记"))
+                continue
+            row.values["person_id"] = people[row.number]
+        if territory is not None:
+            if row.number not in units:
+                report.errors.append(RowError(row.number, territory_column, territory,
+                                              "找不到该名称或编码的区域（或名称不唯一），请填写网格/社区的编码"))
+                continue
+            row.values["org_path"] = units[row.number]
+        if row.number in buildings:
+            path, lon, lat = buildings[row.number]
+            row.values.setdefault("org_path", path)
+            if registry.geometry_column and registry.geometry_type == "Point":
+                row.values["geometry"] = {"type": "Point", "coordinates": [lon, lat]}
+        kept.append(row)
+    return kept
+
+
+class _Rehearsal(Exception):
+    """Raised inside the records' transaction to roll it back (a dry run, or a refused file)."""
+
+
+def _write_records(settings: Settings, registry: Registry, rows: list[_Row], header, mapping,
+                   options: RegisterOptions, report: RegisterReport, tick: Progress) -> dict:
+    """Each row through the registry service's create, in one transaction, as the loading user (or, from
+    the command line, a data-staff actor over the district); the service's refusals become the rows'
+    errors. Committed only for a real load that is clean, or ``skip_bad``."""
+    from layers import registry_service as service
+
+    actor = _loader(settings, options)
+    labels = {f.name: f.zh for f in registry.fields} | {"geometry": "位置", "org_path": "所属区域"}
+    derived = {f.name for f in registry.fields if f.derived}
+    written, total = 0, len(rows)
+    try:
+        with scoped_connection(settings, actor) as conn:
+            for i, row in enumerate(rows, start=1):
+                data = {k: v for k, v in row.values.items() if k not in derived}
+                try:
+                    with conn.begin_nested():
+                        service.create_record(conn, actor, registry, data)
+                    written += 1
+                except service.RegistryError as error:
+                    for name, message in getattr(error, "errors", {"_": str(error)}).items():
+                        value = row.values.get(name)
+                        column = _header_of(header, mapping, name, labels.get(name, ""))
+                        report.errors.append(RowError(row.number, column, "" if value is None else str(value),
+                                                      message))
+                if i % 500 == 0:
+                    tick("写入", i, total)
+            tick("写入", total, total)
+            if options.dry_run or (report.errors and not options.skip_bad):
+                raise _Rehearsal
+    except _Rehearsal:
+        pass
+    return {"records": written}
+
+
+def _loader(settings: Settings, options: RegisterOptions):
+    from gis.security import roles
+    from gis.security.sessions import CurrentUser
+
+    with db.owner_engine(settings).connect() as conn:
+        row = conn.execute(sql_text("SELECT path::text FROM territory_unit WHERE code = :code"),
+                           {"code": options.district_code}).first()
+    if row is None:
+        raise RegisterLoadError(f"没有代码为 {options.district_code} 的区县 (unknown district)")
+    return CurrentUser(id=options.user_id, username=options.username or "etl", name="数据导入",
+                       role="data_staff", scope_path=row[0],
+                       permissions=roles.ROLES["data_staff"].permissions | {"special:*"})
+
+
 def _write_people(conn, registry: Registry, rows: list[_Row], options: RegisterOptions,
                   tick: Progress) -> dict:
     """COPY the rows into a staging table, then one INSERT into person and one into residence."""
@@ -571,5 +745,5 @@ def _finish(conn, load_id: int, report: RegisterReport) -> None:
     conn.execute(
         "UPDATE data_load SET outcome = %s, finished_at = clock_timestamp(), rows_written = %s, "
         "rows_bad = %s, report = %s::jsonb WHERE id = %s",
-        (report.outcome, report.written.get("people", 0), len(report.bad_rows),
+        (report.outcome, report.written.get("people", report.written.get("records", 0)), len(report.bad_rows),
          json.dumps(report.as_dict(), ensure_ascii=False, default=str), load_id))

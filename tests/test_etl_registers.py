@@ -175,3 +175,86 @@ def test_a_load_cut_off_in_the_middle_leaves_the_database_as_it_was(houses, fres
     with db.owner_engine(fresh_db).connect() as conn:
         assert conn.execute(text("SELECT name FROM person WHERE id_number = "
                                  ":n"), {"n": FRESH}).scalar() == "孙八"
+
+
+# ---------------------------------------------------------------- registries other than the person ones
+def write_csv(path, rows, encoding="gbk"):
+    path.write_bytes("\n".join(",".join(str(c) for c in row) for row in rows).encode(encoding))
+
+
+def records(settings, table: str) -> list:
+    with db.owner_engine(settings).connect() as conn:
+        return conn.execute(text(f"SELECT * FROM {table} WHERE deleted_at IS NULL ORDER BY id")
+                            ).mappings().all()
+
+
+def test_an_enterprise_register_is_placed_at_its_buildings(houses, fresh_db, tmp_path):
+    """Organisations go through the registry service: codes by name, the building named by the address
+    gives the point and the grid; a bad code refuses the file whole, --skip-bad keeps the rest."""
+    path = tmp_path / "企业.csv"
+    rows = [["企业名称", "企业类别", "企业地址", "法人姓名", "安全隐患类型"],
+            ["南京鼓楼山西路便利店", "个体工商户", "鼓楼区山西路小区3幢", "周一", "无"],
+            ["金陵快递服务部", "1", "山西路小区3栋一楼", "吴二", "消防隐患"],
+            ["无名商行", "国营", "山西路小区3幢", "郑三", "无"]]     # row 4: no such category
+    write_csv(path, rows)
+    refused = load_register(fresh_db, "private_enterprise", path)
+    assert refused.outcome == "refused" and refused.bad_rows == [4]
+    assert refused.errors[0].column == "企业类别" and "代码表" in refused.errors[0].reason
+    assert records(fresh_db, "private_enterprise") == []
+
+    loaded = load_register(fresh_db, "private_enterprise", path, RegisterOptions(skip_bad=True))
+    assert (loaded.outcome, loaded.written) == ("loaded", {"records": 2})
+    saved = records(fresh_db, "private_enterprise")
+    assert [(r["name"], r["category"], r["hazard_type"]) for r in saved] == [
+        ("南京鼓楼山西路便利店", "2", "0"), ("金陵快递服务部", "1", "1")]
+    assert {str(r["org_path"]) for r in saved} == {houses["grid_path"]}
+    with db.owner_engine(fresh_db).connect() as conn:
+        inside = conn.execute(text(
+            "SELECT bool_and(ST_Covers(b.footprint, e.geom)) FROM private_enterprise e, building b "
+            "WHERE b.name = '3幢'")).scalar()
+    assert inside  # at the building's point
+
+
+def test_a_special_population_register_links_registered_people(houses, fresh_db, tmp_path):
+    """A 吸毒人员 record names its person by ID number: an unregistered number is the row's error, the same
+    person twice in a file is a duplicate, and a person already in the category is refused by the
+    registry's own uniqueness."""
+    with db.owner_engine(fresh_db).begin() as conn:
+        person = conn.execute(text(
+            "INSERT INTO person (name, sex, id_number, birth_date, org_path, district_code) "
+            "VALUES ('孙八', '1', :id, '1980-03-03', CAST(:path AS ltree), '320106') RETURNING id"),
+            {"id": make_id_number("320106", dt.date(1980, 3, 3), 77, "1"), "path": houses["grid_path"]}
+        ).scalar()
+    known = make_id_number("320106", dt.date(1980, 3, 3), 77, "1")
+    stranger = make_id_number("320106", dt.date(1990, 1, 1), 88, "1")
+    path = tmp_path / "吸毒人员.xlsx"
+    book = Workbook()
+    sheet = book.active
+    for row in (["姓名", "身份证号", "吸毒原因", "戒毒情况"], ["孙八", known, "交友不慎", "社区康复"],
+                ["某某", stranger, "", "社区戒毒"], ["孙八", known, "", "社区康复"]):
+        sheet.append(row)
+    book.save(path)
+    report = load_register(fresh_db, "drug_user", path, RegisterOptions(skip_bad=True))
+    assert report.outcome == "loaded" and report.bad_rows == [3, 4], report.errors
+    reasons = {e.row: e.reason for e in report.errors}
+    assert "没有此身份证号" in reasons[3] and "与第 2 行重复" in reasons[4]
+    saved = records(fresh_db, "drug_user")
+    assert [(r["person_id"], r["rehab_status"], r["cause"]) for r in saved] == [(person, "2", "交友不慎")]
+    assert str(saved[0]["org_path"]) == houses["grid_path"]  # the person's territory
+    again = load_register(fresh_db, "drug_user", path)
+    assert again.outcome == "refused" and "不能重复登记" in {e.row: e.reason for e in again.errors}[2]
+    assert len(records(fresh_db, "drug_user")) == 1
+
+
+def test_a_dry_run_of_a_registry_writes_nothing(houses, fresh_db, tmp_path):
+    path = tmp_path / "企业2.csv"
+    write_csv(path, [["企业名称", "企业类别", "所属网格"], ["试运行商店", "私营企业", "320106001001001"]],
+              encoding="utf-8")
+    before = len(records(fresh_db, "private_enterprise"))
+    report = load_register(fresh_db, "private_enterprise", path, RegisterOptions(dry_run=True))
+    assert (report.outcome, report.good, report.errors) == ("dry_run", 1, [])
+    assert len(records(fresh_db, "private_enterprise")) == before
+    bad = tmp_path / "企业3.csv"
+    write_csv(bad, [["企业名称", "所属网格"], ["某店", "不存在的网格"]], encoding="utf-8")
+    refused = load_register(fresh_db, "private_enterprise", bad)
+    assert refused.outcome == "refused" and refused.errors[0].column == "所属网格"

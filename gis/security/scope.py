@@ -41,7 +41,9 @@ def _parameters(user: ScopedUser, client_addr: str | None) -> dict[str, str]:
     if not scope:
         # An empty scope would be refused by the database anyway; say so here, where the bug is.
         raise ValueError("用户没有访问范围 (user has no scope)")
-    return {"scope": scope, "user_id": str(user.id), "client_addr": client_addr or ""}
+    # No id: a system actor (a load from the command line); the change history records no user.
+    user_id = "" if user.id is None else str(user.id)
+    return {"scope": scope, "user_id": user_id, "client_addr": client_addr or ""}
 
 
 def bind_scope(connection: Connection, user: ScopedUser, client_addr: str | None = None) -> None:
