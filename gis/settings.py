@@ -44,6 +44,20 @@ class Settings(BaseSettings):
     # 周边重点人员: how near a school a key person's home counts as "near".
     school_nearby_metres: float = 200
 
+    # 考核 (layers.events.assessment): a row is ranked only with at least this many events, so one quick
+    # case does not top the table; and weights replacing the scoring model's defaults, e.g.
+    # GRIDGOV_ASSESSMENT_WEIGHTS='{"red_cards": -20, "diary": 1}' (names: ScoringModel's fields).
+    assessment_min_cases: int = Field(default=5, ge=1)
+    assessment_weights: dict[str, float] = Field(default_factory=dict)
+
+    # 帮扶走访: days between follow-up visits per special-population / key-youth category (layers.visits).
+    # Monthly where local practice visits monthly (community correction, drug users, severe mental
+    # disorder, cult members, key youth); quarterly for released prisoners past their first months and
+    # HIV-risk persons. A category left out falls back to its default. Env: a JSON object.
+    visit_intervals: dict[str, int] = Field(default_factory=lambda: {
+        "community_correction": 30, "drug_user": 30, "mental_patient": 30, "cult_member": 30,
+        "key_youth": 30, "released_prisoner": 90, "aids_risk": 90})
+
     host: str = "127.0.0.1"
     port: int = 8600
     # Production mode refuses demo accounts and requires HTTPS-only cookies.
@@ -57,6 +71,17 @@ class Settings(BaseSettings):
     session_absolute_hours: float = 12
     password_min_length: int = 10
     password_max_age_days: int = 90  # 0: passwords never expire
+
+    # 内部硬盘共享 and notice attachments: the bytes on disk (named by their SHA-256), limits on upload.
+    # A relative files_dir is taken relative to the working directory, like var_dir.
+    files_dir: Path = Path("var/files")
+    files_max_bytes: int = 50 * 1024 * 1024
+    files_allowed_types: list[str] = [
+        "pdf", "ofd", "doc", "docx", "wps", "xls", "xlsx", "et", "ppt", "pptx", "txt", "csv",
+        "jpg", "jpeg", "png", "gif", "bmp", "zip", "rar", "7z", "mp4",
+    ]
+    # How often every dashboard page asks whether a new notice has arrived (the bottom-right popup).
+    notice_poll_seconds: float = 15
 
     @property
     def pg_data_dir(self) -> Path:
