@@ -36,7 +36,7 @@ from sqlalchemy.exc import DBAPIError
 from gis.crs import CRS, PositionError, to_cgcs2000
 from gis.errors import ServiceError
 from gis.security import audit
-from layers.events.calendar import BEIJING
+from layers.events.calendar import beijing_today
 from layers.events.service import Upload
 from layers.photos import photo, photos_of, store_photos
 
@@ -88,10 +88,6 @@ class DiaryInput:
     uploads: Sequence[Upload] = field(default_factory=tuple)
 
 
-def today() -> dt.date:
-    return dt.datetime.now(BEIJING).date()
-
-
 # ---------------------------------------------------------------- checks
 def _require(user: Any, permission: str, doing: str) -> None:
     if not user.has(permission):
@@ -108,7 +104,7 @@ def _content(content: str | None) -> str:
 
 
 def _date(day: dt.date) -> dt.date:
-    now = today()
+    now = beijing_today()
     if day > now:
         raise Invalid("日记日期不能晚于今天 (diary_date in the future)")
     if (now - day).days > MAX_BACKDATE_DAYS:

@@ -31,6 +31,7 @@ from gis.errors import ServiceError
 from gis.masking import mask_id_number, mask_phone
 from gis.security import audit
 from gis.validation import ValidationError, validate_id_number, validate_phone
+from layers.events.calendar import beijing_today
 from layers.registries import REGISTRIES
 from layers.registry import Extension, Field, Registry
 
@@ -750,7 +751,7 @@ def add_visit(conn: Connection, user: Any, registry: Registry, record_id: int, d
             values[f.name] = _coerce(f, value)
         except ValueError as error:
             errors[f.name] = str(error)
-    if not errors and values["visited_on"] > dt.date.today():
+    if not errors and values["visited_on"] > beijing_today():
         errors["visited_on"] = "走访日期不能晚于今天"
     if not errors and values["next_due"] and values["next_due"] < values["visited_on"]:
         errors["next_due"] = "下次走访日期不能早于本次走访日期"

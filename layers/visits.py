@@ -36,7 +36,7 @@ from gis.errors import ServiceError
 from gis.security import audit
 from gis.settings import Settings
 from layers import registry_service
-from layers.events.calendar import BEIJING
+from layers.events.calendar import beijing_today
 from layers.events.service import Upload
 from layers.photos import check_uploads, photo, photos_of, store_photos
 from layers.registries import REGISTRIES
@@ -68,10 +68,6 @@ class VisitInput:
     crs: str = "cgcs2000"
     client_id: str | None = None
     uploads: Sequence[Upload] = field(default_factory=tuple)
-
-
-def today() -> dt.date:
-    return dt.datetime.now(BEIJING).date()
 
 
 def intervals_from(settings: Settings | Mapping[str, int] | None) -> dict[str, int]:
@@ -171,7 +167,7 @@ def visits_due(conn: Connection, user: Any, *, lon: float | None = None, lat: fl
     ``overdue`` counts every overdue record in scope, ``items`` are at most ``limit``."""
     if not 0 <= int(within_days) <= 366:
         raise Invalid("within_days 须在 0 到 366 之间 (within_days out of range)")
-    on = on or today()
+    on = on or beijing_today()
     point = _point(lon, lat, crs)
     categories = categories_for(user)
     rows = _due_rows(conn, categories, intervals_from(intervals), on=on,
@@ -190,7 +186,7 @@ def overdue_visits(conn: Connection, *, user: Any | None = None, intervals: Mapp
                    on: dt.date | None = None, limit: int | None = None) -> list[dict]:
     """Every overdue visit in the connection's scope (of the categories ``user`` may see, all without a
     user), most overdue first: for the command wall. ``len()`` of it is the count."""
-    on = on or today()
+    on = on or beijing_today()
     rows = _due_rows(conn, categories_for(user), intervals_from(intervals), on=on,
                      horizon=on - dt.timedelta(days=1), point=None, limit=limit)
     keys = ("registry", "registry_zh", "record_id", "person_id", "name", "address", "due_on",
@@ -202,7 +198,7 @@ def overdue_by_worker(conn: Connection, *, intervals: Mapping[str, int] | None =
                       on: dt.date | None = None) -> dict[int, int]:
     """Per grid worker (user id), the overdue visits of the records in their grid: for the assessment
     figures. A grid with two workers counts against both. Within the connection's scope."""
-    on = on or today()
+    on = on or beijing_today()
     categories = categories_for(None)
     days = intervals_from(intervals)
     params: dict[str, Any] = {f"i_{r.key}": days[r.key] for r in categories}
@@ -256,7 +252,7 @@ def record_visit(conn: Connection, user: Any, visit: VisitInput,
     uploads = check_uploads(visit.uploads)
     # Today in Beijing -- but registry_service.add_visit refuses dates after the server's own today, which
     # on a UTC server is still yesterday until 08:00 Beijing: take the earlier, never a refusal.
-    visited_on = visit.visited_on or min(today(), dt.date.today())
+    visited_on = visit.visited_on or beijing_today()
     next_due = visited_on + dt.timedelta(days=intervals_from(intervals)[registry.key])
     try:
         with conn.begin_nested():

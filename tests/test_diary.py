@@ -18,6 +18,7 @@ from gis import db
 from gis.api import diary as diary_api
 from gis.crs import from_wgs84_to_gcj02
 from gis.security.scope import scoped_connection
+from layers.events.calendar import beijing_today
 from layers import diary, patrol
 from tests.access_helpers import Unit, add_building, add_house, add_person, add_user, bearer, make_app
 from tests.ui.support import insert_territory
@@ -54,7 +55,7 @@ def _write(world, day: dt.date, content: str, client_id: str | None = None, **ex
 
 
 def test_write_return_resubmit_approve_and_comment(world):
-    today = diary.today()
+    today = beijing_today()
     lon, lat = from_wgs84_to_gcj02(118.745, 32.072)
     created = _write(world, today, "走访独居老人赵六，检查燃气安全", str(uuid.uuid4()),
                      visited_person_ids=str(world.person), visited_house_ids=f"{world.house}",
@@ -136,7 +137,7 @@ def test_write_return_resubmit_approve_and_comment(world):
 
 
 def test_client_id_makes_a_resend_idempotent(world):
-    day = diary.today() - dt.timedelta(days=1)
+    day = beijing_today() - dt.timedelta(days=1)
     client_id = str(uuid.uuid4())
     first = _write(world, day, "离线时写的日记", client_id)
     second = _write(world, day, "离线时写的日记", client_id)
@@ -150,7 +151,7 @@ def test_client_id_makes_a_resend_idempotent(world):
 
 
 def test_an_outsider_sees_nothing(world):
-    mine = _write(world, diary.today(), "外人不可见的日记").json()
+    mine = _write(world, beijing_today(), "外人不可见的日记").json()
     other = world.headers["wg_other"]
     assert world.client.get("/api/v1/diary", headers=other).json() == {
         "total": 0, "page": 1, "size": 20, "items": []}
@@ -165,12 +166,12 @@ def test_an_outsider_sees_nothing(world):
     # ... and a person of another grid cannot be linked: not found in the worker's scope.
     with db.owner_engine(world.settings).connect() as conn:
         stranger = conn.execute(text("SELECT id FROM person WHERE name = '张三'")).scalar_one()
-    refused = _write(world, diary.today(), "走访", visited_person_ids=str(stranger))
+    refused = _write(world, beijing_today(), "走访", visited_person_ids=str(stranger))
     assert refused.status_code == 422 and str(stranger) in refused.json()["detail"]
 
 
 def test_photo_round_trip_and_bad_input(world):
-    saved = _write(world, diary.today(), "带照片的日记").json()
+    saved = _write(world, beijing_today(), "带照片的日记").json()
     entry = world.client.get(f"/api/v1/diary/{saved['id']}", headers=world.headers["sq_diary"]).json()
     [photo] = entry["photos"]
     assert photo["url"] == f"/api/v1/diary/{saved['id']}/photos/{photo['id']}"
@@ -179,21 +180,21 @@ def test_photo_round_trip_and_bad_input(world):
     assert got.headers["content-type"] == "image/jpeg"
     # Not a photo, a date in the future, no content: 422 with a Chinese message.
     pdf = world.client.post("/api/v1/diary", headers=world.headers["wg_diary"],
-                            data={"diary_date": diary.today().isoformat(), "content": "x"},
+                            data={"diary_date": beijing_today().isoformat(), "content": "x"},
                             files=[("photos[]", ("a.pdf", b"%PDF-1.4", "application/pdf"))])
     assert pdf.status_code == 422 and "不是照片" in pdf.json()["detail"]
     future = world.client.post("/api/v1/diary", headers=world.headers["wg_diary"], data={
-        "diary_date": (diary.today() + dt.timedelta(days=1)).isoformat(), "content": "明天的日记"})
+        "diary_date": (beijing_today() + dt.timedelta(days=1)).isoformat(), "content": "明天的日记"})
     assert future.status_code == 422 and "晚于今天" in future.json()["detail"]
     # The community may not write diaries (diary:write is the grid worker's).
     assert world.client.post("/api/v1/diary", headers=world.headers["sq_diary"], data={
-        "diary_date": diary.today().isoformat(), "content": "x"}).status_code == 403
+        "diary_date": beijing_today().isoformat(), "content": "x"}).status_code == 403
 
 
 def test_counts_and_playback_read_the_same_entries(world):
     worker = SimpleNamespace(id=world.ids["wg_diary"], scope_path=G1)
     street = SimpleNamespace(id=world.ids["jd_diary"], scope_path=STREET)
-    today = diary.today()
+    today = beijing_today()
     with scoped_connection(world.settings, street) as conn:
         counts = diary.diary_counts(conn, today - dt.timedelta(days=7), today)
         entries = conn.execute(text(

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from gis import db
 from gis.api import visits as visits_api
 from gis.security.scope import scoped_connection
+from layers.events.calendar import beijing_today
 from layers import visits
 from layers.events.calendar import BEIJING
 from tests.access_helpers import add_user, bearer, make_app
@@ -25,9 +26,9 @@ G1 = "320106.320106001.320106001003.320106001003001"
 COMMUNITY = "320106.320106001.320106001003"
 PHOTO = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 INTERVAL = visits.DEFAULT_INTERVALS["community_correction"]
-TODAY = visits.today()
+TODAY = beijing_today()
 # What a visit recorded now is dated (see layers.visits.record_visit: never after the server's own date).
-VISIT_DAY = min(TODAY, dt.date.today())
+VISIT_DAY = TODAY
 
 
 def _person(conn, name: str, lon: float, lat: float) -> int:

@@ -34,6 +34,11 @@ def is_working_day(day: dt.date) -> bool:
         return day.weekday() < 5
 
 
+def beijing_today() -> dt.date:
+    """Today in Beijing: what a date typed in the field means, whatever the server's own time zone."""
+    return dt.datetime.now(BEIJING).date()
+
+
 def beijing_date(moment: dt.datetime) -> dt.date:
     return _aware(moment).astimezone(BEIJING).date()
 
