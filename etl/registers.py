@@ -41,6 +41,7 @@ from sqlalchemy import text as sql_text
 
 from etl.encoding import text_file_encoding
 from gis import db
+from gis.paths import DATA_DIR
 from gis.security.scope import scoped_connection
 from gis.settings import Settings
 from gis.validation import ValidationError, validate_id_number, validate_phone
@@ -88,7 +89,7 @@ _ADDRESS = re.compile(
     r"^(?P<compound>.+?)\s*(?P<building>\d+)\s*(?:幢|栋|号楼|座)\s*"
     r"(?:(?P<unit>\d+)\s*单元)?\s*(?:(?P<floor>\d+)\s*(?:层|楼))?\s*(?P<room>\d+(?:-\d+)?)\s*(?:室|号|户)?$")
 _BUILDING = re.compile(r"^(?P<compound>.+?)(?P<building>\d+)(?:幢|栋|号楼|座)")
-# Province / city / district prefixes (cpca would name them; here they are only cut off the front).
+# Province / city / district prefixes: cut off the front here; named (and checked) by cpca below.
 _REGION_PREFIX = re.compile(r"^(?:\S{2,7}?(?:省|自治区|市))?(?:\S{2,7}?市)?(?:\S{1,7}?(?:区|县))?"
                             r"(?:\S{2,9}?(?:街道|镇))?(?:\S{2,9}?社区)?")
 
@@ -310,6 +311,61 @@ def building_of(address: dict[str, str]) -> dict[str, str] | None:
     return None
 
 
+# What a written region must end in for cpca's reading to be taken: cpca also finds provinces in
+# street names (山西路 → 山西省), which a region prefix never is.
+_REGION_END = re.compile(r"(?:省|自治区|市|区|县|旗)$")
+_ADMIN_PREFIX = re.compile(r"^\S{1,12}?(?:省|自治区|市|区|县|旗)")
+
+
+@functools.lru_cache(maxsize=4096)
+def region_adcode(text: str, district_code: str) -> tuple[str, str] | None:
+    """``(adcode, region name)`` of the province/city/district an address starts with, or None when it
+    names none. cpca reads the region (ambiguous district names such as 鼓楼区 — in Nanjing, Fuzhou,
+    Xuzhou and Kaifeng — resolved towards our district); cached per distinct prefix, so a million rows
+    cost a handful of lookups.
+
+    >>> region_adcode("上海市黄浦区南京东路1号", "320106")
+    ('310101', '上海市黄浦区')
+    >>> region_adcode("山西路小区3幢", "320106") is None
+    True
+    """
+    prefix = _ADMIN_PREFIX.match(text)
+    if prefix is None:
+        return None
+    import cpca  # its data takes a few seconds to load: only when an address names a region
+
+    district = _district_names().get(district_code)
+    found = cpca.transform([text], umap={district: district_code} if district else {}).iloc[0]
+    region = "".join(p for p in (found["省"], found["市"], found["区"]) if p and p != "市辖区")
+    written = text[: len(text) - len(found["地址"] or "")]
+    if not found["adcode"] or not _REGION_END.search(written):
+        return None
+    return found["adcode"], region
+
+
+@functools.cache
+def _district_names() -> dict[str, str]:
+    """The demo's and the loaded districts' names by code: from the shipped division files."""
+    names = {}
+    for path in (DATA_DIR / "divisions").glob("*.csv"):
+        with path.open(encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                if len(row.get("code", "")) == 6:
+                    names[row["code"]] = row["name"]
+    return names
+
+
+def outside_district(text: str, district_code: str) -> str | None:
+    """The region an address names when that is not (within) our district, else None."""
+    found = region_adcode(text, district_code)
+    if found is None:
+        return None
+    adcode, region = found
+    # A province- or city-level adcode (…0000, …00) says only that much: compare what it says.
+    known = adcode[:2] if adcode.endswith("0000") else adcode[:4] if adcode.endswith("00") else adcode
+    return None if district_code.startswith(known) else region
+
+
 def _room_key(unit: str | None, room: str) -> tuple[int | None, str]:
     """``(unit, room)`` with a ``2-502`` room split into its unit and door number."""
     if "-" in room:
@@ -345,7 +401,7 @@ def _required_of(registry: Registry) -> tuple[Field, ...]:
 
 
 def validate_row(number: int, cells: list, mapping: dict[int, str], header: list[str], registry: Registry,
-                 codes: CodeBook, errors: list[RowError]) -> _Row | None:
+                 codes: CodeBook, errors: list[RowError], district_code: str | None = None) -> _Row | None:
     """The row's clean values, or None (with its errors appended) when anything is wrong."""
     fields = _fields_of(registry)
     values: dict[str, Any] = {}
@@ -416,7 +472,11 @@ def validate_row(number: int, cells: list, mapping: dict[int, str], header: list
             address = {"address": values["address"]}
         return _Row(number, values, building_of(address), text_address)
     parsed_address = None
-    if address:
+    written = address.get("address")
+    elsewhere = district_code and written and outside_district(written, district_code)
+    if elsewhere:
+        bad("@address", f"地址属于{elsewhere}，不在本区，请核对")
+    elif address:
         if "address" in address and not {"building", "room"} <= address.keys():
             parsed_address = parse_address(address["address"])
             if parsed_address is None:
@@ -479,7 +539,8 @@ def load_register(settings: Settings, key: str, path: Path, options: RegisterOpt
         seen_ids: dict[str, int] = {}
         for number, cells in rows:
             report.rows += 1
-            row = validate_row(number, cells, mapping, header, registry, codes, report.errors)
+            row = validate_row(number, cells, mapping, header, registry, codes, report.errors,
+                               options.district_code)
             if row is not None:
                 id_number = row.values.get("id_number")
                 if id_number and id_number in seen_ids:

@@ -11,7 +11,7 @@ import pytest
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import text
 
-from etl.registers import RegisterOptions, load_register, map_headers, parse_address
+from etl.registers import RegisterOptions, load_register, map_headers, outside_district, parse_address
 from gis import db
 from gis.validation import make_id_number
 from layers.registries import REGISTRIES
@@ -89,6 +89,15 @@ def test_headers_and_addresses():
     assert parse_address("鼓楼区山西路小区 3栋 2单元501室") == {
         "compound": "山西路小区", "building": "3", "unit": "2", "floor": None, "room": "501"}
     assert parse_address("随便写写") is None
+
+
+def test_addresses_in_another_district_are_named():
+    assert outside_district("上海市黄浦区南京东路1号", "320106") == "上海市黄浦区"
+    assert outside_district("江苏省苏州市姑苏区观前街1号", "320106") == "江苏省苏州市姑苏区"
+    # 鼓楼区 is also in Fuzhou, Xuzhou and Kaifeng: without a city it is ours; 山西路 is a road, not 山西省.
+    for ours in ("鼓楼区山西路小区3幢2单元502室", "南京市鼓楼区山西路小区3幢", "山西路小区3幢2单元502室"):
+        assert outside_district(ours, "320106") is None, ours
+    assert outside_district("福建省福州市鼓楼区五四路1号", "320106") == "福建省福州市鼓楼区"
 
 
 def test_bad_rows_refuse_the_whole_register_with_exactly_those_rows(houses, fresh_db, tmp_path):
@@ -258,3 +267,13 @@ def test_a_dry_run_of_a_registry_writes_nothing(houses, fresh_db, tmp_path):
     write_csv(bad, [["企业名称", "所属网格"], ["某店", "不存在的网格"]], encoding="utf-8")
     refused = load_register(fresh_db, "private_enterprise", bad)
     assert refused.outcome == "refused" and refused.errors[0].column == "所属网格"
+
+
+def test_a_person_living_in_another_district_is_refused_with_the_region(houses, fresh_db, tmp_path):
+    path = tmp_path / "外区.csv"
+    write_csv(path, [HEADER[1:4] + ["居住地址"], ["周九", "女", FRESH, "上海市黄浦区南京东路1号101室"]],
+              encoding="utf-8")
+    report = load_register(fresh_db, "person", path)
+    assert report.outcome == "refused"
+    assert [(e.row, e.column) for e in report.errors] == [(2, "居住地址")]
+    assert "上海市黄浦区" in report.errors[0].reason and "不在本区" in report.errors[0].reason
