@@ -9,7 +9,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from etl.demo_diary import load_demo_diary
 from etl.demo_events import load_demo_events
+from etl.demo_registries import load_demo_registries
 from etl.demo_tracks import load_demo_cameras, load_demo_tracks
 from etl.demo import (
     DEFAULT_SCALE,
@@ -76,6 +78,13 @@ def load(
     cameras = load_demo_cameras(settings, seed=seed)
     console.print(f"演示轨迹 {tracks.workers:,} 名网格员 {tracks.fixes:,} 个定位点，监控点位 {cameras:,} 个 "
                   "(demo tracks and cameras loaded)")
+    # After tracks and cameras (it samples the one and counts the other); visits hang on its records.
+    registries = load_demo_registries(settings, seed=seed)
+    console.print(f"演示台账 {sum(registries.counts.values()):,} 条，用时 {registries.total_seconds:.1f} 秒 "
+                  "(demo registries loaded)")
+    diary = load_demo_diary(settings, seed=seed)
+    console.print(f"民情日记 {diary.diaries:,} 篇（退回 {diary.returned}，点评 {diary.comments}），帮扶记录 "
+                  f"{diary.visits:,} 条，逾期 {diary.overdue} 人 (demo diaries and visits loaded)")
 
 
 def print_report(report: LoadReport) -> None:
