@@ -426,3 +426,28 @@ def test_periods_and_presets():
     assert period.period(dt.date(2024, 2, 29), dt.date(2025, 2, 27)).end == dt.date(2025, 2, 27)
     with pytest.raises(period.PeriodError):
         period.period(dt.date(2024, 2, 29), dt.date(2025, 2, 28))
+
+
+def test_overdue_visits_count_against_the_grid_and_its_units(world):
+    """A community-correction subject in g1 registered 60 days ago and never visited (monthly visits) is
+    one overdue visit for wg1 and for g1's community; nobody else's."""
+    g1 = world.units["g1"]
+    with db.owner_engine(world.settings).begin() as conn:
+        person_id = conn.execute(text(
+            "INSERT INTO person (name, sex, birth_date, org_path, district_code)"
+            " VALUES ('矫正对象', '1', DATE '1980-01-01', CAST(:p AS ltree), '320106') RETURNING id"),
+            {"p": g1.path}).scalar_one()
+        record = conn.execute(text(
+            "INSERT INTO community_correction (person_id, org_path, district_code, created_at)"
+            " VALUES (:person, CAST(:p AS ltree), '320106', now() - interval '60 days') RETURNING id"),
+            {"person": person_id, "p": g1.path}).scalar_one()
+    try:
+        workers = rows_by_key(assess(world, by="worker"))
+        assert {k: r["overdue_visits"] for k, r in workers.items()} == {
+            str(world.ids["wg1"]): 1, str(world.ids["wg2"]): 0, str(world.ids["wg3"]): 0}
+        communities = assess(world, by="unit", level="community")["rows"]
+        assert [r["overdue_visits"] for r in communities if r["overdue_visits"]] == [1]
+    finally:
+        with db.owner_engine(world.settings).begin() as conn:
+            conn.execute(text("DELETE FROM community_correction WHERE id = :r"), {"r": record})
+            conn.execute(text("DELETE FROM person WHERE id = :p"), {"p": person_id})

@@ -114,6 +114,7 @@ class AssessmentRow(BaseModel):
     red_cards: int
     avg_working_days: float | None = None
     diary: int | None = None
+    overdue_visits: int | None = None
     points: float
 
 

@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from gis.errors import ServiceError
+from layers import visits
 from layers.events import calendar
 from layers.events.figures import EventFacts, event_facts, group_by_unit, within
 from layers.events.period import Period
@@ -52,7 +53,8 @@ FIGURES = {
     "reported": "事件数", "registered": "立案数", "closed": "结案数", "closure_rate": "结案率（%）",
     "on_time": "按时办结", "on_time_rate": "按时办结率（%）", "overdue": "超期数", "rework": "返工次数",
     "extensions": "延期次数", "yellow_cards": "黄牌", "red_cards": "红牌",
-    "avg_working_days": "平均办理工作日", "diary": "民情日记", "points": "得分",
+    "avg_working_days": "平均办理工作日", "diary": "民情日记", "overdue_visits": "逾期走访",
+    "points": "得分",
 }
 
 
@@ -75,6 +77,7 @@ class ScoringModel:
     yellow_cards: float = -5.0
     red_cards: float = -10.0
     diary: float = 0.5
+    overdue_visits: float = -2.0
 
     @classmethod
     def with_overrides(cls, weights: Mapping[str, float] | None) -> ScoringModel:
@@ -101,7 +104,7 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def figures(facts: list[EventFacts], cards: Callable[[EventFacts], list],
-            diary: int | None) -> dict[str, Any]:
+            diary: int | None, overdue_visits: int | None = None) -> dict[str, Any]:
     """The figures of one row from its events; ``cards(event)`` picks the cards that count against it."""
     closed = [f for f in facts if f.closed]
     on_time = sum(f.on_time for f in closed)
@@ -117,6 +120,7 @@ def figures(facts: list[EventFacts], cards: Callable[[EventFacts], list],
         "red_cards": sum(c.color == "red" for c in own_cards),
         "avg_working_days": round(sum(days) / len(days), 2) if days else None,
         "diary": diary,
+        "overdue_visits": overdue_visits,
     }
 
 
@@ -153,6 +157,9 @@ def _worker_rows(conn: Connection, scope_path: str, period: Period, facts: list[
         " WHERE u.role = 'grid_worker' AND u.active AND u.scope_path <@ CAST(:scope AS ltree)"
         " ORDER BY u.scope_path, u.name"), {"scope": scope_path}).all()
     diary = _diary_counts(conn, period, "created_by")
+    # Overdue follow-up visits are a backlog as of today (a visit's due date moves with every visit, so
+    # there is no "overdue at the period's end" to reconstruct): they count against the grid's workers.
+    overdue = visits.overdue_by_worker(conn)
     by_reporter: dict[int, list[EventFacts]] = {}
     for f in facts:
         by_reporter.setdefault(f.reported_by, []).append(f)
@@ -161,7 +168,7 @@ def _worker_rows(conn: Connection, scope_path: str, period: Period, facts: list[
         def cards(f, path=w.path):
             return [c for c in f.cards if c.department is None and c.unit_path == path]
         rows.append({"key": str(w.id), "name": w.name, "unit_name": w.unit_name,
-                     **figures(by_reporter.get(w.id, []), cards, diary.get(w.id, 0))})
+                     **figures(by_reporter.get(w.id, []), cards, diary.get(w.id, 0), overdue.get(w.id, 0))})
     return rows
 
 
@@ -173,6 +180,7 @@ def _unit_rows(conn: Connection, scope_path: str, period: Period, facts: list[Ev
         " WHERE u.level = :level AND u.path <@ CAST(:scope AS ltree) ORDER BY u.path"),
         {"level": level, "scope": scope_path}).all()
     diary = _diary_counts(conn, period, "org_path")
+    overdue = [v["org_path"] for v in visits.overdue_visits(conn)]
     groups = group_by_unit(facts, [u.path for u in units])
     rows = []
     for u in units:
@@ -180,8 +188,9 @@ def _unit_rows(conn: Connection, scope_path: str, period: Period, facts: list[Ev
             return [c for c in f.cards if c.department is None and within(c.unit_path, path)]
         mine = groups[u.path]
         written = sum(n for path, n in diary.items() if within(path, u.path))
+        late = sum(within(path, u.path) for path in overdue)
         rows.append({"key": u.code, "name": u.name, "unit_name": u.parent_name,
-                     **figures(mine, cards, written)})
+                     **figures(mine, cards, written, late)})
     return rows
 
 
