@@ -31,6 +31,7 @@ from dashboards.assessment import assessment_page
 from dashboards.events import events_page
 from dashboards.explorer import explorer_page
 from dashboards.loads import loads_page
+from dashboards.notices import notices_page
 from dashboards.notice_popup import attach_notice_popup
 from dashboards.playback import playback_page
 from dashboards.registries import registries_page
@@ -58,8 +59,9 @@ EVENTS_PATH = "/events"
 ASSESSMENT_PATH = "/assessment"
 STATISTICS_PATH = "/statistics"
 LOADS_PATH = "/loads"
+NOTICES_PATH = "/notices"
 PAGE_PATHS = frozenset({MAP_PATH, REGISTRIES_PATH, WALL_PATH, PLAYBACK_PATH, EVENTS_PATH, ASSESSMENT_PATH,
-                        STATISTICS_PATH, LOADS_PATH})
+                        STATISTICS_PATH, LOADS_PATH, NOTICES_PATH})
 
 
 @contextmanager
@@ -137,10 +139,14 @@ def mount_pages(app: FastAPI, settings: Settings, current_user: CurrentUser) -> 
     def loads(user: PageUser) -> pn.viewable.Viewable:
         return loads_page(settings, user)
 
+    def notices(user: PageUser) -> pn.viewable.Viewable:
+        return notices_page(settings, user, tile_url=tile_url(settings))
+
     pages = {MAP_PATH: (explorer, "地图"), REGISTRIES_PATH: (registries, "台账"),
              WALL_PATH: (wall, "指挥大屏"), PLAYBACK_PATH: (playback, "轨迹回放"),
              EVENTS_PATH: (events, "事件办理"), ASSESSMENT_PATH: (assessment, "考核评价"),
-             STATISTICS_PATH: (statistics, "统计分析"), LOADS_PATH: (loads, "数据导入")}
+             STATISTICS_PATH: (statistics, "统计分析"), LOADS_PATH: (loads, "数据导入"),
+             NOTICES_PATH: (notices, "通知公告")}
     add_applications(
         {path: guarded(build, current_user, settings) for path, (build, _) in pages.items()},
         app=app,

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from etl.demo_diary import load_demo_diary
 from etl.demo_events import load_demo_events
+from etl.demo_notices import load_demo_notices
 from etl.demo_registries import load_demo_registries
 from etl.demo_tracks import load_demo_cameras, load_demo_tracks
 from etl.demo import (
@@ -82,6 +83,9 @@ def load(
     registries = load_demo_registries(settings, seed=seed)
     console.print(f"演示台账 {sum(registries.counts.values()):,} 条，用时 {registries.total_seconds:.1f} 秒 "
                   "(demo registries loaded)")
+    notices = load_demo_notices(settings, seed=seed)
+    console.print(f"演示通知 {notices.notices} 条（接收 {notices.recipients} 人次，已读 {notices.read}），"
+                  f"共享文件夹 {notices.folders} 个、文件 {notices.files} 个 (demo notices and files loaded)")
     diary = load_demo_diary(settings, seed=seed)
     console.print(f"民情日记 {diary.diaries:,} 篇（退回 {diary.returned}，点评 {diary.comments}），帮扶记录 "
                   f"{diary.visits:,} 条，逾期 {diary.overdue} 人 (demo diaries and visits loaded)")

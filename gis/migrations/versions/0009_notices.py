@@ -1,0 +1,27 @@
+"""Notices with read receipts and attachments, and shared files in folders (通知公告, 内部硬盘共享).
+
+Extends the registry tables ``notice`` and ``shared_file`` (0003). A branch from 0008 beside 0010; the
+lead merges the heads.
+
+Revision ID: 0009
+"""
+
+from alembic import context
+
+from gis.migrate import run_sql
+
+revision = "0009"
+down_revision = "0008"
+
+
+def _roles() -> dict[str, str]:
+    settings = context.config.attributes["settings"]
+    return {"owner_role": settings.owner_role, "app_role": settings.app_role}
+
+
+def upgrade() -> None:
+    run_sql("0009_notices.sql", **_roles())
+
+
+def downgrade() -> None:
+    run_sql("0009_notices_down.sql", **_roles())
