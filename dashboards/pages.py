@@ -119,7 +119,7 @@ def mount_pages(app: FastAPI, settings: Settings, current_user: CurrentUser) -> 
         # ?registry=<key> opens that registry (links from the map and other pages).
         initial = pn.state.session_args.get("registry", [b""])[0].decode("utf-8", "replace")
         return registries_page(user, lambda: page_connection(settings, user), tile_url=tile_url(settings),
-                               initial=initial or None)
+                               initial=initial or None, nearby_metres=settings.school_nearby_metres)
 
     def wall(user: PageUser) -> pn.viewable.Viewable:
         return wall_page(settings, user, tile_url=tile_url(settings))

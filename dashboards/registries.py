@@ -11,14 +11,26 @@ another face of the same service.
 The table is paged by the service (one page of rows is read per request, with the total), not loaded
 whole. Saving sends the version the form was loaded with; if someone saved in between, the service
 refuses and the side panel shows its Chinese message. Masked numbers are never sent back: only the
-fields the user changed are saved. Point locations are set by clicking the small map (the shared
-:class:`dashboards.map.TerritoryMap`); export and print are links to the API routes, which the login
-cookie opens.
+fields the user changed are saved. Export and print are links to the API routes, which the login cookie
+opens.
+
+Locations, on a small copy of the shared :class:`dashboards.map.TerritoryMap`:
+
+- a point is set by clicking the map, or typed as lon/lat in CGCS2000, WGS84, GCJ-02 or BD-09 (a
+  selector) and converted with :mod:`gis.crs` on the way in;
+- a line or polygon (road sections, key areas, buildings...) is drawn and its vertices edited with Bokeh's
+  PolyDrawTool / PolyEditTool (HoloViews ``PolyDraw`` / ``PolyEdit`` streams); saving sends it as GeoJSON
+  and the service checks it is valid and inside the record's territory.
+
+The map shows the cursor's coordinates. A record can be soft-deleted after a confirmation (with the
+version it was loaded with); a special-population record lists its 帮扶记录 and takes new ones; a school
+lists the key persons living within the configured distance (周边重点人员), masked.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import html
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -29,12 +41,13 @@ import holoviews as hv
 import pandas as pd
 import panel as pn
 import param
+from bokeh.models import CustomJS, PolyDrawTool, Title
 from cartopy import crs as ccrs
-from pyproj import Transformer
 from sqlalchemy import Connection
 
 from dashboards import theme
 from dashboards.map import TerritoryMap
+from gis.crs import PositionError, to_cgcs2000
 from layers import registry_service as service
 from layers import territory
 from layers.registries import REGISTRIES
@@ -53,21 +66,126 @@ MODULE_LABELS = {
 }
 EXPORT_FORMATS = {"csv": "CSV", "xlsx": "Excel", "geojson": "GeoJSON", "gpkg": "GeoPackage"}
 _YES_NO = {"是": "true", "否": "false"}
-_TO_LONLAT = Transformer.from_crs("EPSG:3857", "EPSG:4490", always_xy=True)
-_TO_MERCATOR = Transformer.from_crs("EPSG:4490", "EPSG:3857", always_xy=True)
+INPUT_CRS = {"CGCS2000（默认）": "cgcs2000", "WGS84（GPS）": "wgs84", "GCJ-02（高德/腾讯）": "gcj02",
+             "BD-09（百度）": "bd09"}
+# Bokeh 3.9's draw tools start and finish a shape with a press-and-hold, not a double click.
+_DRAW_HELP = {
+    "polygon": "在地图上绘制面：长按开始，单击添加顶点，长按结束；"
+               "修改时选工具栏的“编辑顶点”，长按图形显示顶点后拖动",
+    "line": "在地图上绘制线：长按开始，单击添加顶点，长按结束；"
+            "修改时选工具栏的“编辑顶点”，长按线显示顶点后拖动",
+}
+# The cursor's position, written into a label on the map by the browser (no round trip per mouse move).
+# Web Mercator back to degrees on the sphere: the same formula pyproj uses for EPSG:3857.
+_CURSOR_JS = """
+const R = 6378137.0;
+const lon = cb_obj.x / R * 180 / Math.PI;
+const lat = (2 * Math.atan(Math.exp(cb_obj.y / R)) - Math.PI / 2) * 180 / Math.PI;
+label.text = prefix + lon.toFixed(6) + ", " + lat.toFixed(6);
+"""
 
 Connect = Callable[[], AbstractContextManager[Connection]]
 
 
 def readable_registries(user: Any) -> list[Registry]:
-    """The registries the user's role may read (special populations only with their permission)."""
-    return [r for r in REGISTRIES.values() if user.has(r.permission("read"))
+    """The registries the user's role may read (special populations only with their permission).
+    Events are left out: their rows belong to the event workflow, which has its own page (/events)."""
+    return [r for r in REGISTRIES.values() if r.crud and user.has(r.permission("read"))
             and (not r.special or user.has(f"special:{r.special}"))]
+
+
+def draw_kind(registry: Registry) -> str | None:
+    """How a user sets this registry's own location: ``point``, ``line``, ``polygon``, or ``None`` (drawn
+    through the record it hangs on). A column of any geometry type (schools) is drawn as the
+    registry's declared kind."""
+    if registry.lonlat:
+        return "point"
+    if registry.geometry_column is None:
+        return None
+    column_type = registry.geometry_type or ""
+    if column_type == "Point":
+        return "point"
+    if "Polygon" in column_type or (column_type == "Geometry" and registry.geometry == "polygon"):
+        return "polygon"
+    if "LineString" in column_type or (column_type == "Geometry" and registry.geometry == "line"):
+        return "line"
+    return None
+
+
+def exportable(user: Any, registry: Registry) -> bool:
+    """Whether the export and print links would open (rows of the event workflow are not exported here)."""
+    return registry.crud and user.has(registry.permission("export"))
 
 
 def settable_point(registry: Registry) -> bool:
     """Whether a user sets this registry's location by clicking a point on the map."""
-    return registry.lonlat or (registry.geometry_column is not None and registry.geometry_type == "Point")
+    return draw_kind(registry) == "point"
+
+
+def many_shapes(registry: Registry) -> bool:
+    """Whether the record may have several lines / polygons (a Multi* column) rather than one."""
+    return (registry.geometry_type or "").startswith("Multi")
+
+
+def shapes_of(geometry: dict | None) -> list[list[tuple[float, float]]]:
+    """A stored GeoJSON line or polygon as the drawn shapes' vertices (lon, lat): one list a line or
+    polygon exterior, the closing vertex of a ring left out (the drawing tool closes polygons itself).
+
+    >>> shapes_of({"type": "Polygon", "coordinates": [[[1, 2], [3, 2], [3, 4], [1, 2]]]})
+    [[(1.0, 2.0), (3.0, 2.0), (3.0, 4.0)]]
+    """
+    if not geometry:
+        return []
+    kind, coords = geometry.get("type"), geometry.get("coordinates") or []
+    if kind == "LineString":
+        lines = [coords]
+    elif kind == "MultiLineString":
+        lines = coords
+    elif kind == "Polygon":
+        lines = [coords[0][:-1]] if coords else []
+    elif kind == "MultiPolygon":
+        lines = [polygon[0][:-1] for polygon in coords if polygon]
+    else:
+        return []
+    return [[(float(x), float(y)) for x, y, *_ in line] for line in lines]
+
+
+def shapes_geojson(kind: str, shapes: list[list[tuple[float, float]]], many: bool) -> dict | None:
+    """Drawn shapes (lon, lat vertices) as the GeoJSON the service takes; ``None`` when nothing is drawn.
+    A shape with too few vertices raises ``ValueError`` with a Chinese message.
+
+    >>> shapes_geojson("line", [[(1, 2), (3, 4)]], many=True)
+    {'type': 'MultiLineString', 'coordinates': [[[1, 2], [3, 4]]]}
+    """
+    if not shapes:
+        return None
+    parts = []
+    for shape in shapes:
+        vertices = [[round(lon, 7), round(lat, 7)] for lon, lat in shape]
+        if kind == "polygon":
+            if len({tuple(v) for v in vertices}) < 3:
+                raise ValueError("面至少需要 3 个不同的顶点，请继续绘制或清除后重画")
+            parts.append([[*vertices, vertices[0]]] if vertices[0] != vertices[-1] else [vertices])
+        else:
+            if len({tuple(v) for v in vertices}) < 2:
+                raise ValueError("线至少需要 2 个不同的顶点，请继续绘制或清除后重画")
+            parts.append(vertices)
+    if kind == "polygon":
+        return ({"type": "MultiPolygon", "coordinates": parts} if many or len(parts) > 1
+                else {"type": "Polygon", "coordinates": parts[0]})
+    return ({"type": "MultiLineString", "coordinates": parts} if many or len(parts) > 1
+            else {"type": "LineString", "coordinates": parts[0]})
+
+
+def add_cursor_readout(figure, frame: str) -> None:
+    """A line under the map showing the cursor's lon/lat, updated in the browser."""
+    if any(getattr(r, "name", None) == "gg-cursor" for r in figure.below):
+        return
+    label = Title(text="", name="gg-cursor", align="right", text_font_size="11px", text_font_style="normal",
+                  text_color="#555555")
+    figure.add_layout(label, "below")
+    prefix = "光标 CGCS2000：" if frame == "cgcs2000" else f"光标（{frame.upper()} 底图）："
+    figure.js_on_event("mousemove", CustomJS(args={"label": label, "prefix": prefix}, code=_CURSOR_JS))
 
 
 # ---------------------------------------------------------------- widgets from field declarations
@@ -145,18 +263,18 @@ def _blank(value: Any) -> Any:
     return None if value in ("", None) else value
 
 
-# ---------------------------------------------------------------- the page
-
 class RegistryBrowser(pn.viewable.Viewer):
     """Module and registry pickers, the search, the paged table and the record side panel."""
 
     registry_key = param.String(default="")
-    location = param.Tuple(default=None, allow_None=True, length=2, doc="lon, lat of the point being set")
+    location = param.Tuple(default=None, allow_None=True, length=2,
+                           doc="lon, lat (CGCS2000) of the point being set")
 
     def __init__(self, user: Any, connect: Connect, *, units=None, tile_url: str | None = None,
-                 initial: str | None = None, **params):
+                 initial: str | None = None, nearby_metres: float = service.NEARBY_METRES, **params):
         super().__init__(**params)
         self.user, self.connect = user, connect
+        self.nearby_metres = float(nearby_metres)
         self.registries = {r.key: r for r in readable_registries(user)}
         with connect() as conn:
             self.names = code_names(conn)
@@ -183,7 +301,16 @@ class RegistryBrowser(pn.viewable.Viewer):
         self.record: dict | None = None
         self.offset, self.total, self.items = 0, 0, []
 
-        self.map = self._point_map(units, tile_url) if units is not None and not units.empty else None
+        # The small maps, one per kind of location (point / line / polygon), made when first needed.
+        self._units = units if units is not None and not units.empty else None
+        self._tile_url = tile_url
+        self.maps: dict[str, TerritoryMap] = {}
+        self._marker_sources: list = []
+        self._shape_sources: list = []
+        self._loaded_xy: tuple[list, list] = ([], [])  # the record's shapes as pushed to the map
+        self.location_inputs: dict[str, pn.widgets.Widget] = {}
+        self._typed: tuple | None = None  # the location inputs as the page last filled them
+
         start = self.registries.get(initial or "")
         if start is not None:
             self.module_select.value = start.module
@@ -218,6 +345,10 @@ class RegistryBrowser(pn.viewable.Viewer):
     def registry(self) -> Registry:
         return self.registries[self.registry_key]
 
+    @property
+    def writable(self) -> bool:
+        return self.registry.crud and self.user.has(self.registry.permission("write"))
+
     # ------------------------------------------------------------ choosing and searching
     def _module_changed(self, *_: Any) -> None:
         options = {r.zh: r.key for r in self.registries.values() if r.module == self.module_select.value}
@@ -234,7 +365,7 @@ class RegistryBrowser(pn.viewable.Viewer):
         self.registry_key = key
         self.widgets = search_widgets(self.registry, self.names)
         self.search_box.objects = list(self.widgets.values())
-        self.new_button.visible = self.registry.crud and self.user.has(self.registry.permission("write"))
+        self.new_button.visible = self.writable
         self.side.objects = [pn.pane.Markdown(f"### {self.registry.zh}\n点击表格中的一行查看或编辑。")]
         self._search(0)
 
@@ -273,7 +404,7 @@ class RegistryBrowser(pn.viewable.Viewer):
         registry, query = self.registry, urlencode(filters)
         suffix = f"?{query}" if query else ""
         parts = []
-        if self.user.has(registry.permission("export")):
+        if exportable(self.user, registry):
             parts += [f'<a href="{API}/{registry.key}/export.{fmt}{suffix}" target="_blank" '
                       f'class="gg-export">下载 {label}</a>' for fmt, label in EXPORT_FORMATS.items()]
             parts.append(f'<a href="{API}/{registry.key}/print{suffix}" target="_blank" class="gg-print">'
@@ -296,9 +427,12 @@ class RegistryBrowser(pn.viewable.Viewer):
                 self._message(str(error), "danger")
                 return
         self.record = record or None
-        writable = registry.crud and self.user.has(registry.permission("write"))
+        writable, kind = self.writable, draw_kind(registry)
+        # A lon/lat registry's 经度/纬度 are typed in the location section, where their system is chosen.
+        typed_elsewhere = {"lon", "lat"} if registry.lonlat else set()
         self.form = {f.name: form_widget(f, record.get(f.name), self.names, writable)
-                     for f in registry.fields}
+                     for f in registry.fields if f.name not in typed_elsewhere}
+        self.location_inputs, self._typed = {}, None
         title = record.get(registry.title) if record else None
         heading = (f"### {registry.zh}：{title or record_id}\n编号 {record_id} · 第 {record['version']} 版"
                    if record else f"### 新增{registry.zh}")
@@ -306,21 +440,31 @@ class RegistryBrowser(pn.viewable.Viewer):
         if message:
             objects.append(pn.pane.Alert(message[0], alert_type=message[1], css_classes=["gg-message"]))
         objects += list(self.form.values())
-        if settable_point(registry) and self.map is not None and writable:
-            objects += [pn.pane.Markdown("**位置**（点击地图设置）", css_classes=["gg-location"]), self.map]
-            self._set_marker(_point_of(record))
+        if kind == "point":
+            objects += self._point_section(record, writable)
+        elif kind is not None:
+            objects += self._shape_section(kind, record, writable)
         if writable:
             save = pn.widgets.Button(label="保存", color="primary", width=100)
             save.on_click(lambda _: self._save())
-            objects.append(save)
+            buttons = [save]
+            if record:
+                delete = pn.widgets.Button(label="删除", color="danger", button_type="danger", width=100)
+                delete.on_click(lambda _: self._confirm_delete())
+                buttons.append(delete)
+            objects.append(pn.Row(*buttons))
         if record:
             links = []
-            if self.user.has(registry.permission("export")):
+            if exportable(self.user, registry):
                 links.append(f'<a href="{API}/{registry.key}/{record_id}/print" target="_blank">打印本条</a>')
             if registry.key == "grid":
                 links.append(f'<a href="{API}/grid/{record_id}/notice-board" target="_blank">'
                              "网格服务公示牌</a>")
             objects.append(pn.pane.HTML("　".join(links)))
+            if registry.visits:
+                objects.append(self._visits_section(record_id, writable))
+            if registry.key == "school":
+                objects.append(self._nearby_section(record_id))
         self.side.objects = objects
 
     def _message(self, text: str, kind: str, errors: dict[str, str] | None = None) -> None:
@@ -334,7 +478,7 @@ class RegistryBrowser(pn.viewable.Viewer):
         try:
             return self.registry.field(name).zh
         except KeyError:
-            return {"geometry": "位置", "org_path": "所属区域", "_": "记录"}.get(name, name)
+            return {"geometry": "位置", "org_path": "所属区域", "_": "记录", "lon": "位置"}.get(name, name)
 
     def changes(self) -> dict[str, Any]:
         """The fields the user changed (all filled ones for a new record); masked numbers stay unsent."""
@@ -351,16 +495,28 @@ class RegistryBrowser(pn.viewable.Viewer):
                 continue
             if _blank(value) != _blank(before):
                 data[f.name] = _blank(value)
-        if self.location is not None and self.location != _point_of(original):
+        kind = draw_kind(registry)
+        if kind == "point" and self.location is not None and self.location != _point_of(original):
             lon, lat = self.location
             if registry.lonlat:
                 data |= {"lon": round(lon, 7), "lat": round(lat, 7)}
             else:
                 data["geometry"] = {"type": "Point", "coordinates": [round(lon, 7), round(lat, 7)]}
+        elif kind in ("line", "polygon"):
+            drawn = self.drawn_shapes()
+            if drawn is not None:
+                data["geometry"] = shapes_geojson(kind, drawn, many_shapes(registry))
         return data
 
     def _save(self) -> None:
-        registry, data = self.registry, self.changes()
+        registry = self.registry
+        try:
+            if self.location_inputs and self._typed_now() != self._typed:
+                self._locate()  # typed but not yet placed: the typed position is what is meant
+            data = self.changes()
+        except (PositionError, ValueError) as error:
+            self._message(str(error), "danger")
+            return
         if self.record is not None and not data:
             self._message("没有修改，无需保存", "info")
             return
@@ -378,58 +534,385 @@ class RegistryBrowser(pn.viewable.Viewer):
         self._search(self.offset)
         self._show_record(saved["id"], ("已保存（第 {} 版）".format(saved["version"]), "success"))
 
-    # ------------------------------------------------------------ the small map
-    def _point_map(self, units, tile_url: str | None) -> TerritoryMap:
-        self._marker_sources: list = []
+    # ------------------------------------------------------------ delete (soft, confirmed)
+    def _confirm_delete(self) -> None:
+        if self.record is None:
+            return
+        confirm = pn.widgets.Button(label="确认删除", button_type="danger", width=100)
+        cancel = pn.widgets.Button(label="取消", width=80)
+        box = pn.Column(
+            pn.pane.Alert(f"确定删除这条{self.registry.zh}记录吗？删除后不再列出，但记录本身连同删除人、"
+                          "删除时间一并保留，可由管理员查询。", alert_type="warning"),
+            pn.Row(confirm, cancel), css_classes=["gg-message", "gg-confirm"], sizing_mode="stretch_width")
+        confirm.on_click(lambda _: self._delete())
+        cancel.on_click(lambda _: self.side.remove(box) if box in self.side.objects else None)
+        objects = [o for o in self.side.objects if "gg-message" not in getattr(o, "css_classes", [])]
+        self.side.objects = objects[:1] + [box] + objects[1:]
 
+    def _delete(self) -> None:
+        registry, record = self.registry, self.record
+        if record is None:
+            return
+        try:
+            with self.connect() as conn:
+                service.delete_record(conn, self.user, registry, record["id"], version=record["version"])
+        except service.RegistryError as error:
+            self._message(str(error), "danger" if error.status != 409 else "warning")
+            return
+        self.record = None
+        self._search(self.offset)
+        if not self.items and self.offset > 0:  # the last row of the last page: show the page before
+            self._search(max(0, self.offset - PAGE_SIZE))
+        title = record.get(registry.title) or record["id"]
+        self.side.objects = [
+            pn.pane.Markdown(f"### {registry.zh}", css_classes=["gg-record-title"]),
+            pn.pane.Alert(f"已删除{registry.zh}记录“{title}”（编号 {record['id']}）", alert_type="success",
+                          css_classes=["gg-message"])]
+
+    # ------------------------------------------------------------ 帮扶记录
+    def _visits_section(self, record_id: int, writable: bool) -> pn.Column:
+        box = pn.Column(sizing_mode="stretch_width", css_classes=["gg-visits"])
+        self._fill_visits(box, record_id, writable)
+        return box
+
+    def _fill_visits(self, box: pn.Column, record_id: int, writable: bool,
+                     message: tuple[str, str] | None = None) -> None:
+        try:
+            with self.connect() as conn:
+                visits = service.list_visits(conn, self.user, self.registry, record_id)
+        except service.RegistryError as error:
+            box.objects = [pn.pane.Alert(str(error), alert_type="danger")]
+            return
+        objects: list = [pn.pane.Markdown(f"**帮扶记录**（{len(visits)} 条）"),
+                         pn.pane.HTML(visits_table(visits), sizing_mode="stretch_width",
+                                      stylesheets=[_SMALL_TABLE_CSS])]
+        if message:
+            objects.append(pn.pane.Alert(message[0], alert_type=message[1]))
+        if writable:
+            inputs = {
+                "visited_on": pn.widgets.TextInput(label="走访日期 *", value=dt.date.today().isoformat(),
+                                                   placeholder="2024-01-31", width=130),
+                "visitor": pn.widgets.TextInput(label="走访人 *", value=self.user.display_name, width=130),
+                "next_due": pn.widgets.TextInput(label="下次走访日期", placeholder="2024-02-29", width=130),
+                "content": pn.widgets.TextAreaInput(label="帮扶内容 *", height=70,
+                                                    sizing_mode="stretch_width"),
+            }
+            add = pn.widgets.Button(label="添加帮扶记录", button_type="primary", width=120)
+            add.on_click(lambda _: self._add_visit(box, record_id, inputs))
+            objects += [pn.Row(inputs["visited_on"], inputs["visitor"], inputs["next_due"]),
+                        inputs["content"], add]
+        box.objects = objects
+
+    def _add_visit(self, box: pn.Column, record_id: int, inputs: dict[str, pn.widgets.Widget]) -> None:
+        data = {name: _blank(widget.value) for name, widget in inputs.items()}
+        try:
+            with self.connect() as conn:
+                service.add_visit(conn, self.user, self.registry, record_id, data)
+        except service.RegistryError as error:
+            errors = getattr(error, "errors", None) or {}
+            detail = "；".join(f"{VISIT_LABELS.get(k, k)}：{v}" for k, v in errors.items())
+            text = f"请修改后再添加：{detail}" if errors else str(error)
+            objects = [o for o in box.objects if not isinstance(o, pn.pane.Alert)]
+            box.objects = objects[:2] + [pn.pane.Alert(text, alert_type="danger")] + objects[2:]
+            return
+        self._fill_visits(box, record_id, True, ("已添加帮扶记录", "success"))
+
+    # ------------------------------------------------------------ 周边重点人员
+    def _nearby_section(self, school_id: int) -> pn.Column:
+        heading = f"**周边重点人员**（学校 {self.nearby_metres:g} 米内居住的重点人员）"
+        try:
+            with self.connect() as conn:
+                nearby = service.key_persons_near_school(conn, self.user, school_id, self.nearby_metres)
+        except service.RegistryError as error:
+            return pn.Column(pn.pane.Markdown(heading), pn.pane.Alert(str(error), alert_type="warning"))
+        registered = "、".join(html.escape(str(r.get("name") or r["id"])) for r in nearby["registered"])
+        return pn.Column(
+            pn.pane.Markdown(f"{heading}：共 {len(nearby['found'])} 人"),
+            pn.pane.HTML(nearby_table(nearby["found"]), sizing_mode="stretch_width",
+                         stylesheets=[_SMALL_TABLE_CSS]),
+            pn.pane.HTML(f"<small>手工登记的周边重点人员：{registered or '无'}</small>"),
+            sizing_mode="stretch_width", css_classes=["gg-nearby"])
+
+    # ------------------------------------------------------------ a point: typed or clicked
+    def _point_section(self, record: dict, writable: bool) -> list:
+        # The status line changes as the user works: it goes under the map, so the map never moves
+        # between two clicks.
+        lonlat = _point_of(record)
+        saved = f"{lonlat[0]:.6f}, {lonlat[1]:.6f}（CGCS2000）" if lonlat else "未设置"
+        status = pn.pane.Markdown(f"位置：{saved}", css_classes=["gg-location"])
+        self.location = lonlat
+        if not writable:
+            return [pn.pane.Markdown("**位置**"), status]
+        crs = pn.widgets.Select(label="坐标系", options=INPUT_CRS, value="cgcs2000", width=150)
+        lon = pn.widgets.TextInput(label="经度", value=f"{lonlat[0]:.7f}" if lonlat else "", width=115)
+        lat = pn.widgets.TextInput(label="纬度", value=f"{lonlat[1]:.7f}" if lonlat else "", width=115)
+        locate = pn.widgets.Button(label="按坐标定位", width=100)
+        locate.on_click(lambda _: self._locate_clicked())
+        self.location_inputs = {"crs": crs, "lon": lon, "lat": lat}
+        self._typed = self._typed_now()
+        objects: list = [pn.pane.Markdown("**位置**（点击地图设置，或输入坐标后定位）"),
+                         pn.Row(crs, lon, lat), locate]
+        territory_map = self.map_for("point")
+        if territory_map is not None:
+            objects.append(territory_map)
+        self._set_marker(lonlat)
+        return [*objects, status]
+
+    def _typed_now(self) -> tuple:
+        return tuple(self.location_inputs[k].value for k in ("crs", "lon", "lat"))
+
+    def _typed_location(self) -> tuple[float, float] | None:
+        """The lon/lat typed, in CGCS2000 (converted from the chosen system); ``None`` if left blank."""
+        crs, lon_text, lat_text = (str(v).strip() for v in self._typed_now())
+        if not lon_text and not lat_text:
+            return None
+        try:
+            lon, lat = float(lon_text), float(lat_text)
+        except ValueError:
+            raise PositionError("经度、纬度应为以度为单位的数字，如 118.75、32.08") from None
+        return to_cgcs2000(lon, lat, crs)
+
+    def _locate(self) -> None:
+        """Place the point typed (converted to CGCS2000); the inputs then show the CGCS2000 values."""
+        crs = self.location_inputs["crs"].value
+        lonlat = self._typed_location()
+        if lonlat is None:
+            return
+        self._show_point(lonlat, "" if crs == "cgcs2000" else f"由 {_crs_label(crs)} 换算为 CGCS2000，")
+
+    def _locate_clicked(self) -> None:
+        try:
+            self._locate()
+        except PositionError as error:
+            self._message(str(error), "danger")
+
+    def _show_point(self, lonlat: tuple[float, float], note: str = "") -> None:
+        self._set_marker(lonlat)
+        if self.location_inputs:
+            self.location_inputs["crs"].value = "cgcs2000"
+            self.location_inputs["lon"].value = f"{lonlat[0]:.7f}"
+            self.location_inputs["lat"].value = f"{lonlat[1]:.7f}"
+            self._typed = self._typed_now()
+        status = next((o for o in self.side.objects if "gg-location" in getattr(o, "css_classes", [])), None)
+        if status is not None:
+            status.object = f"位置：{lonlat[0]:.6f}, {lonlat[1]:.6f}（{note}未保存）"
+
+    def _tapped(self, x: float | None, y: float | None) -> None:
+        if x is None or y is None or not settable_point(self.registry) or "point" not in self.maps:
+            return
+        self._show_point(self.maps["point"].to_lonlat(x, y))
+
+    def _set_marker(self, lonlat: tuple[float, float] | None) -> None:
+        self.location = lonlat
+        territory_map = self.maps.get("point")
+        if territory_map is None:
+            return
+        data = _marker_data(territory_map, lonlat)
+        self._push([s for s in self._marker_sources if s.document is not None], data)
+
+    # ------------------------------------------------------------ a line or polygon: drawn
+    def _shape_section(self, kind: str, record: dict, writable: bool) -> list:
+        shapes = shapes_of(record.get("geometry"))
+        saved = f"已绘制 {len(shapes)} 个{_KIND_ZH[kind]}" if shapes else f"尚未绘制{_KIND_ZH[kind]}"
+        status = pn.pane.Markdown(f"位置：{saved}", css_classes=["gg-shape"])  # under the map: see above
+        territory_map = self.map_for(kind) if writable else None
+        self._loaded_xy = ([], [])
+        if territory_map is None:
+            return [pn.pane.Markdown("**位置**"), status]
+        xy = [[territory_map.to_draw(lon, lat) for lon, lat in shape] for shape in shapes]
+        self._loaded_xy = ([[x for x, _ in s] for s in xy], [[y for _, y in s] for s in xy])
+        self._push(self._live_shape_sources(), self._shape_data(*self._loaded_xy))
+        clear = pn.widgets.Button(label="清除图形", width=100)
+        clear.on_click(lambda _: self._clear_shapes())
+        return [pn.pane.Markdown(f"**位置**（{_DRAW_HELP[kind]}）"), territory_map, status, clear]
+
+    def _live_shape_sources(self) -> list:
+        kind = draw_kind(self.registry)
+        return [s for s, k in self._shape_sources if s.document is not None and k == kind]
+
+    @staticmethod
+    def _shape_data(xs: list, ys: list) -> dict[str, list]:
+        return {"xs": [list(x) for x in xs], "ys": [list(y) for y in ys]}
+
+    def drawn_shapes(self) -> list[list[tuple[float, float]]] | None:
+        """The shapes on the map now (lon, lat vertices), or ``None`` if they are as loaded (or no map is
+        shown). Read from the map's data source, which Bokeh keeps in step with the browser as soon as
+        an edit arrives (the streams' copies follow a moment later)."""
+        sources = self._live_shape_sources()
+        territory_map = self.maps.get(draw_kind(self.registry) or "")
+        if not sources or territory_map is None:
+            return None
+        xs, ys = _clean_xy(sources[-1].data)
+        if _same_shapes((xs, ys), self._loaded_xy):
+            return None
+        return [[territory_map.to_lonlat(x, y) for x, y in zip(sx, sy, strict=True)]
+                for sx, sy in zip(xs, ys, strict=True)]
+
+    def _shapes_edited(self, data: dict | None) -> None:
+        """Stream subscriber: say that the drawing changed (and is not saved yet)."""
+        if not data or self.record is None and not data.get("xs"):
+            return
+        xs, ys = _clean_xy(data)
+        if _same_shapes((xs, ys), self._loaded_xy):
+            return
+        kind = draw_kind(self.registry) or "polygon"
+        status = next((o for o in self.side.objects if "gg-shape" in getattr(o, "css_classes", [])), None)
+        if status is not None:
+            vertices = sum(len(x) for x in xs)
+            status.object = (f"位置：已绘制 {len(xs)} 个{_KIND_ZH.get(kind, '图形')}，"
+                             f"共 {vertices} 个顶点（未保存）")
+
+    def _clear_shapes(self) -> None:
+        self._push(self._live_shape_sources(), self._shape_data([], []))
+        status = next((o for o in self.side.objects if "gg-shape" in getattr(o, "css_classes", [])), None)
+        if status is not None:
+            status.object = "位置：已清除图形（未保存）"
+
+    def _push(self, sources: list, data: dict) -> None:
+        doc = pn.state.curdoc
+        if not sources or doc is None or doc.session_context is None:
+            return  # drawn with the current data when the map is (re)drawn: see the maps' hooks
+
+        # A Bokeh model Panel does not manage: change it in a next-tick callback, which Bokeh runs
+        # holding the document lock, not in the middle of Panel's event handling.
+        def push() -> None:
+            rows = len(next(iter(data.values())))
+            for source in sources:  # other columns (styles the draw tool adds) padded to the rows
+                source.data = {**{c: [None] * rows for c in source.data if c not in data}, **data}
+
+        doc.add_next_tick_callback(push)
+
+    # ------------------------------------------------------------ the small maps
+    def map_for(self, kind: str) -> TerritoryMap | None:
+        """The small map for setting a ``point`` or drawing a ``line`` / ``polygon`` (made once)."""
+        if self._units is None:
+            return None
+        if kind not in self.maps:
+            self.maps[kind] = self._point_map() if kind == "point" else self._shape_map(kind)
+        return self.maps[kind]
+
+    def _small_map(self, overlay: hv.Element) -> TerritoryMap:
+        territory_map = TerritoryMap(self._units, tile_url=self._tile_url, overlays=[overlay], min_height=300)
+        territory_map.pane.min_height, territory_map.pane.height = 300, 300
+        return territory_map
+
+    def _point_map(self) -> TerritoryMap:
         def keep_source(plot, element) -> None:
             # The marker's data source in the figure being drawn (not in a document yet): the ones of
             # figures no longer shown have left the document and are dropped.
             source = plot.handles["source"]
             kept = [s for s in self._marker_sources if s.document is not None and s is not source]
             self._marker_sources = [*kept, source]
-            source.data = _marker_data(self.location)
+            source.data = _marker_data(territory_map, self.location)
+            add_cursor_readout(plot.state, territory_map.basemap.frame)
 
         marker = gv.Points([], crs=ccrs.GOOGLE_MERCATOR).opts(
             size=14, color="#d62728", line_color="white", line_width=2, hooks=[keep_source])
-        territory_map = TerritoryMap(units, tile_url=tile_url, overlays=[marker], min_height=300)
-        territory_map.pane.min_height, territory_map.pane.height = 300, 300
+        territory_map = self._small_map(marker)
         # A stream on an element of an overlay listens to the whole figure (as TerritoryMap's own does).
         tap = hv.streams.Tap(source=marker, x=None, y=None)
         tap.add_subscriber(self._tapped)
         return territory_map
 
-    def _tapped(self, x: float | None, y: float | None) -> None:
-        if x is None or y is None or not settable_point(self.registry):
-            return
-        lon, lat = _TO_LONLAT.transform(x, y)
-        self._set_marker((lon, lat))
-        location = next((o for o in self.side.objects
-                         if "gg-location" in getattr(o, "css_classes", [])), None)
-        if location is not None:
-            location.object = f"**位置**：{lon:.6f}, {lat:.6f}（未保存）"
+    def _shape_map(self, kind: str) -> TerritoryMap:
+        def keep_source(plot, element) -> None:
+            source = plot.handles["cds"]
+            kept = [(s, k) for s, k in self._shape_sources if s.document is not None and s is not source]
+            self._shape_sources = [*kept, (source, kind)]
+            source.data = {**source.data, **self._shape_data(*self._loaded_xy)}
+            figure = plot.state
+            # Drawing, not panning, is what this map is for: the draw tool starts active (the toolbar
+            # switches to pan or to editing vertices).
+            draw = next((t for t in figure.tools if isinstance(t, PolyDrawTool)), None)
+            if draw is not None:
+                figure.toolbar.active_multi = draw
+            add_cursor_readout(figure, territory_map.basemap.frame)
 
-    def _set_marker(self, lonlat: tuple[float, float] | None) -> None:
-        self.location = lonlat
-        data = _marker_data(lonlat)
-        doc = pn.state.curdoc
-        shown = [s for s in getattr(self, "_marker_sources", []) if s.document is not None]
-        if not shown or doc is None or doc.session_context is None:
-            return  # drawn with the current location when the map is (re)drawn: see keep_source
+        style = dict(color="#d62728", line_width=3, hooks=[keep_source])
+        if kind == "polygon":
+            shapes = gv.Polygons([], crs=ccrs.GOOGLE_MERCATOR).opts(fill_alpha=0.25, line_color="#d62728",
+                                                                    **style)
+        else:
+            shapes = gv.Path([], crs=ccrs.GOOGLE_MERCATOR).opts(**style)
+        vertices = {"size": 9, "fill_color": "white", "line_color": "#d62728"}
+        single = 0 if many_shapes(self.registry) else 1  # a new drawing replaces the one shape
+        draw = hv.streams.PolyDraw(source=shapes, drag=False, num_objects=single, show_vertices=True,
+                                   vertex_style=vertices, tooltip=f"绘制{_KIND_ZH[kind]}")
+        edit = hv.streams.PolyEdit(source=shapes, vertex_style=vertices, tooltip="编辑顶点")
+        for stream in (draw, edit):
+            stream.add_subscriber(lambda data=None, **_: self._shapes_edited(data))
+        territory_map = self._small_map(shapes)
+        return territory_map
 
-        # A Bokeh model Panel does not manage: change it in a next-tick callback, which Bokeh runs
-        # holding the document lock, not in the middle of Panel's event handling.
-        def move() -> None:
-            for source in shown:
-                source.data = data
 
-        doc.add_next_tick_callback(move)
+_KIND_ZH = {"polygon": "面", "line": "线"}
+VISIT_LABELS = {"visited_on": "走访日期", "visitor": "走访人", "content": "帮扶内容",
+                "next_due": "下次走访日期"}
+_SMALL_TABLE_CSS = """
+table { width: 100%; border-collapse: collapse; font-size: 13px; }
+th, td { border-bottom: 1px solid #e3e6ea; padding: 3px 5px; text-align: left; vertical-align: top; }
+th { color: #555; font-weight: 600; }
+"""
 
 
-def _marker_data(lonlat: tuple[float, float] | None) -> dict[str, list[float]]:
+def _crs_label(crs: str) -> str:
+    return next(label for label, value in INPUT_CRS.items() if value == crs).split("（")[0]
+
+
+def visits_table(visits: list[dict]) -> str:
+    """A record's 帮扶记录 as an HTML table, newest first."""
+    if not visits:
+        return "<p>暂无帮扶记录</p>"
+    rows = "".join(
+        f"<tr><td>{v['visited_on']}</td><td>{html.escape(v['visitor'])}</td>"
+        f"<td>{html.escape(v['content'])}</td><td>{v['next_due'] or ''}</td></tr>" for v in visits)
+    return ("<table class='gg-visit-table'><thead><tr><th>走访日期</th><th>走访人</th><th>帮扶内容</th>"
+            f"<th>下次走访</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+def nearby_table(found: list[dict]) -> str:
+    """The key persons found near a school (already masked by the service), nearest first."""
+    if not found:
+        return "<p>范围内没有登记在册的重点人员</p>"
+    rows = "".join(
+        f"<tr data-person='{p['person_id']}'><td>{html.escape(p['name'] or '')}</td>"
+        f"<td>{html.escape(p['id_number'] or '')}</td>"
+        f"<td>{'、'.join(REGISTRIES[c].zh for c in p['categories'] if c in REGISTRIES)}</td>"
+        f"<td>{html.escape(p['address'] or '')}</td><td>{p['distance_m']:.0f} 米</td></tr>" for p in found)
+    return ("<table class='gg-nearby-table'><thead><tr><th>姓名</th><th>身份证号</th><th>类别</th>"
+            f"<th>住址</th><th>距离</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+def _clean_xy(data: dict) -> tuple[list[list[float]], list[list[float]]]:
+    """The drawn shapes' vertices as plain lists, repeated vertices (a double click's) dropped."""
+    xs_out, ys_out = [], []
+    for sx, sy in zip(data.get("xs") or [], data.get("ys") or [], strict=False):
+        xs, ys = [], []
+        for x, y in zip(sx, sy, strict=False):
+            if x is None or y is None or x != x or y != y:
+                continue
+            if xs and abs(xs[-1] - x) < 1e-6 and abs(ys[-1] - y) < 1e-6:
+                continue
+            xs.append(float(x))
+            ys.append(float(y))
+        if xs:
+            xs_out.append(xs)
+            ys_out.append(ys)
+    return xs_out, ys_out
+
+
+def _same_shapes(a: tuple[list, list], b: tuple[list, list]) -> bool:
+    (ax, ay), (bx, by) = _clean_xy({"xs": a[0], "ys": a[1]}), _clean_xy({"xs": b[0], "ys": b[1]})
+    if [len(s) for s in ax] != [len(s) for s in bx]:
+        return False
+    pairs = zip([v for s in ax + ay for v in s], [v for s in bx + by for v in s], strict=True)
+    return all(abs(p - q) < 0.01 for p, q in pairs)  # a hundredth of a Mercator metre
+
+
+def _marker_data(territory_map: TerritoryMap, lonlat: tuple[float, float] | None) -> dict[str, list]:
     if lonlat is None:
         return {"Longitude": [], "Latitude": []}
-    x, y = _TO_MERCATOR.transform(*lonlat)
+    x, y = territory_map.to_draw(*lonlat)
     return {"Longitude": [x], "Latitude": [y]}
 
 
@@ -444,13 +927,16 @@ def _point_of(record: dict | None) -> tuple[float, float] | None:
 
 
 def registries_page(user: Any, connect: Connect, *, tile_url: str | None = None,
-                    initial: str | None = None) -> pn.template.BaseTemplate:
-    """The page for one session; ``connect()`` opens a connection scoped to ``user``."""
+                    initial: str | None = None,
+                    nearby_metres: float = service.NEARBY_METRES) -> pn.template.BaseTemplate:
+    """The page for one session; ``connect()`` opens a connection scoped to ``user``; ``nearby_metres``
+    is the distance of 周边重点人员 (settings: ``school_nearby_metres``)."""
     if not readable_registries(user):
         return theme.notice_page("台账", "无权限", "您的角色没有查看任何台账的权限，请联系管理员。")
     with connect() as conn:
         units = territory.territory_units(conn, within_path=user.scope)
-    browser = RegistryBrowser(user, connect, units=units, tile_url=tile_url, initial=initial)
+    browser = RegistryBrowser(user, connect, units=units, tile_url=tile_url, initial=initial,
+                              nearby_metres=nearby_metres)
     side = pn.Column(browser.sidebar, pn.pane.Markdown(f"<small>当前用户：{user.display_name}</small>"),
                      sizing_mode="stretch_width")
     return theme.page("台账管理", main=[browser], sidebar=[side])

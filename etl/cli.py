@@ -65,6 +65,12 @@ def load(
     print_report(report)
     accounts = ensure_demo_accounts(settings)
     console.print(f"演示账户已就绪 {len(accounts)} 个：gridgov demo users 查看 (demo accounts ready)")
+    # A working day of GPS tracks (up to now, so the wall looks live) and cameras at gates and roads;
+    # first, because it gives every grid its worker account, who then reports the grid's events.
+    tracks = load_demo_tracks(settings, seed=seed)
+    cameras = load_demo_cameras(settings, seed=seed)
+    console.print(f"演示轨迹 {tracks.workers:,} 名网格员 {tracks.fixes:,} 个定位点，监控点位 {cameras:,} 个 "
+                  "(demo tracks and cameras loaded)")
     if events:
         # After the accounts: the events' history names the demo users who acted on them.
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -74,11 +80,6 @@ def load(
                 task, completed=n, total=total))
         console.print(f"演示事件 {done.n:,} 件，历史 {done.history_rows:,} 条，红黄牌 {done.cards:,} 张，"
                       f"用时 {done.seconds:.1f} 秒 (demo events loaded)")
-    # A working day of GPS tracks (up to now, so the wall looks live) and cameras at gates and roads.
-    tracks = load_demo_tracks(settings, seed=seed)
-    cameras = load_demo_cameras(settings, seed=seed)
-    console.print(f"演示轨迹 {tracks.workers:,} 名网格员 {tracks.fixes:,} 个定位点，监控点位 {cameras:,} 个 "
-                  "(demo tracks and cameras loaded)")
     # After tracks and cameras (it samples the one and counts the other); visits hang on its records.
     registries = load_demo_registries(settings, seed=seed)
     console.print(f"演示台账 {sum(registries.counts.values()):,} 条，用时 {registries.total_seconds:.1f} 秒 "
