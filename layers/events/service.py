@@ -239,8 +239,16 @@ def get_event(conn: Connection, event_id: int, *, now: dt.datetime | None = None
         " h.from_unit_path::text AS from_unit_path, h.to_unit_path::text AS to_unit_path,"
         " h.from_department, h.to_department, h.comment, h.detail, h.step_no, h.due_at, h.late, h.version,"
         " coalesce((SELECT array_agg(a.id ORDER BY a.id) FROM event_attachment a WHERE a.history_id = h.id),"
-        "          ARRAY[]::bigint[]) AS attachment_ids"
-        " FROM event_history h WHERE h.event_id = :id ORDER BY h.id"), {"id": event_id}).mappings()]
+        "          ARRAY[]::bigint[]) AS attachment_ids,"
+        # Names for the timeline: the units and departments a step went from and to.
+        " fu.name AS from_unit_name, tu.name AS to_unit_name,"
+        " fd.name_zh AS from_department_name, td.name_zh AS to_department_name"
+        " FROM event_history h"
+        " LEFT JOIN territory_unit fu ON fu.path = h.from_unit_path"
+        " LEFT JOIN territory_unit tu ON tu.path = h.to_unit_path"
+        " LEFT JOIN code_item fd ON fd.table_key = 'department' AND fd.code = h.from_department"
+        " LEFT JOIN code_item td ON td.table_key = 'department' AND td.code = h.to_department"
+        " WHERE h.event_id = :id ORDER BY h.id"), {"id": event_id}).mappings()]
     for h in event["history"]:
         h["action_name"] = ACTIONS.get(h["action"], h["action"])
     event["supervisions"] = [dict(r) for r in conn.execute(text(
