@@ -519,3 +519,11 @@ def test_exports_of_every_registry_are_readable(world):
             result = registry_export.export_records(conn, user, registry, "geojson")
         document = json.loads(result.content)
         assert document["type"] == "FeatureCollection" and len(document["features"]) == result.rows
+
+
+def test_registries_written_elsewhere_are_metadata_only(world):
+    """事件 is declared for the metadata; its rows and routes are the workflow's (/api/v1/events)."""
+    client, headers = world["client"], world["headers"]["street"]
+    meta = {m["key"]: m for m in client.get("/api/v1/meta/registries", headers=headers).json()}
+    assert meta["event"]["crud"] is False
+    assert client.get("/api/v1/registries/event", headers=headers).status_code == 404

@@ -210,10 +210,9 @@ class RegistryRoutes:
         self.print_list()  # before /{record_id}, which would otherwise take "print" for an id
         self.get()
         self.print_record()
-        if registry.crud:
-            self.create()
-            self.update()
-            self.delete()
+        self.create()
+        self.update()
+        self.delete()
         if registry.visits:
             self.visits()
         if registry.key == "school":
@@ -447,5 +446,8 @@ def router(settings: Settings) -> APIRouter:
         return [registry.metadata() for registry in REGISTRIES.values()]
 
     for registry in REGISTRIES.values():
-        RegistryRoutes(settings, routes, registry)
+        # A registry written elsewhere (事件: the workflow, /api/v1/events) is metadata only here: its
+        # table is not shaped like a registry's (no soft delete, its own numbering and states).
+        if registry.crud:
+            RegistryRoutes(settings, routes, registry)
     return routes
