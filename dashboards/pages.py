@@ -28,8 +28,10 @@ from sqlalchemy import Connection
 
 from dashboards import theme
 from dashboards.assessment import assessment_page
+from dashboards.diary_review import diary_review_page
 from dashboards.events import events_page
 from dashboards.explorer import explorer_page
+from dashboards.files import files_page
 from dashboards.loads import loads_page
 from dashboards.notices import notices_page
 from dashboards.notice_popup import attach_notice_popup
@@ -60,8 +62,10 @@ ASSESSMENT_PATH = "/assessment"
 STATISTICS_PATH = "/statistics"
 LOADS_PATH = "/loads"
 NOTICES_PATH = "/notices"
+DIARY_PATH = "/diary"
+FILES_PATH = "/files"
 PAGE_PATHS = frozenset({MAP_PATH, REGISTRIES_PATH, WALL_PATH, PLAYBACK_PATH, EVENTS_PATH, ASSESSMENT_PATH,
-                        STATISTICS_PATH, LOADS_PATH, NOTICES_PATH})
+                        STATISTICS_PATH, LOADS_PATH, NOTICES_PATH, DIARY_PATH, FILES_PATH})
 
 
 @contextmanager
@@ -142,11 +146,18 @@ def mount_pages(app: FastAPI, settings: Settings, current_user: CurrentUser) -> 
     def notices(user: PageUser) -> pn.viewable.Viewable:
         return notices_page(settings, user, tile_url=tile_url(settings))
 
+    def diary(user: PageUser) -> pn.viewable.Viewable:
+        return diary_review_page(settings, user, tile_url=tile_url(settings))
+
+    def files(user: PageUser) -> pn.viewable.Viewable:
+        return files_page(settings, user)
+
     pages = {MAP_PATH: (explorer, "地图"), REGISTRIES_PATH: (registries, "台账"),
              WALL_PATH: (wall, "指挥大屏"), PLAYBACK_PATH: (playback, "轨迹回放"),
              EVENTS_PATH: (events, "事件办理"), ASSESSMENT_PATH: (assessment, "考核评价"),
              STATISTICS_PATH: (statistics, "统计分析"), LOADS_PATH: (loads, "数据导入"),
-             NOTICES_PATH: (notices, "通知公告")}
+             NOTICES_PATH: (notices, "通知公告"), DIARY_PATH: (diary, "民情日记"),
+             FILES_PATH: (files, "共享文件")}
     add_applications(
         {path: guarded(build, current_user, settings) for path, (build, _) in pages.items()},
         app=app,
