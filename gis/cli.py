@@ -104,11 +104,14 @@ def db_restore(file: Path = typer.Argument(..., exists=True, help="备份文件"
 
 @app.command("serve")
 def serve(host: str = typer.Option(None, help="监听地址 (default GRIDGOV_HOST)"),
-          port: int = typer.Option(None, help="端口 (default GRIDGOV_PORT)")) -> None:
+          port: int = typer.Option(None, help="端口 (default GRIDGOV_PORT)"),
+          ssl_certfile: Path = typer.Option(None, exists=True, help="HTTPS 证书 (PEM)"),
+          ssl_keyfile: Path = typer.Option(None, exists=True, help="HTTPS 私钥 (PEM)")) -> None:
     """启动服务：地图与数据接口 (serve the dashboards and the REST API)."""
     from gis.server import serve as run_server
 
-    overrides = {key: value for key, value in (("host", host), ("port", port)) if value is not None}
+    given = (("host", host), ("port", port), ("ssl_certfile", ssl_certfile), ("ssl_keyfile", ssl_keyfile))
+    overrides = {key: value for key, value in given if value is not None}
     run_server(_settings().model_copy(update=overrides), echo=console.print)
 
 

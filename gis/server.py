@@ -58,7 +58,8 @@ def _sample_territory():
 
 def display_address(settings: Settings) -> str:
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    return f"http://{host}:{settings.port}/"
+    scheme = "https" if settings.ssl_certfile else "http"
+    return f"{scheme}://{host}:{settings.port}/"
 
 
 def serve(settings: Settings, echo: Callable[[str], object] = print) -> None:
@@ -70,6 +71,19 @@ def serve(settings: Settings, echo: Callable[[str], object] = print) -> None:
     echo(f"gridgov 已启动，请在浏览器打开 {display_address(settings)}  (Ctrl+C 停止)")
     if settings.host in ("0.0.0.0", "::"):
         echo("正在监听所有网络接口 (listening on all interfaces)")
-    # A page's first Bokeh message carries all its layers; a district's grids can pass uvicorn's 16 MB.
-    uvicorn.run(app, host=settings.host, port=settings.port, workers=1, log_level="info",
-                ws_max_size=64 * 1024 * 1024)
+        if not settings.ssl_certfile:
+            echo("提示：手机端（/m）的定位与离线功能需要 HTTPS，请配置 --ssl-certfile/--ssl-keyfile "
+                 "(phones need HTTPS for GPS and offline pages)")
+    uvicorn.Server(uvicorn_config(app, settings)).run()
+
+
+def uvicorn_config(app, settings: Settings, **overrides) -> uvicorn.Config:
+    """How uvicorn serves ``app``: one worker, big websocket messages, TLS when configured."""
+    options = dict(
+        host=settings.host, port=settings.port, workers=1, log_level="info",
+        # A page's first Bokeh message carries all its layers; a district's grids can pass uvicorn's 16 MB.
+        ws_max_size=64 * 1024 * 1024,
+        ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
+        ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+    )
+    return uvicorn.Config(app, **{**options, **overrides})

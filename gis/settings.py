@@ -60,6 +60,10 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8600
+    # TLS, served by uvicorn itself: phones only grant GPS and offline pages (service workers) to a
+    # secure origin, so the phone pages (/m) need HTTPS on anything but localhost. PEM files.
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
     # Production mode refuses demo accounts and requires HTTPS-only cookies.
     production: bool = False
 

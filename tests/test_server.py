@@ -245,3 +245,36 @@ def test_gridgov_serve_warms_up_prints_the_address_and_serves(territory_db):
         output = process.communicate(timeout=30)[0]
     assert "预热" in output
     assert f"http://127.0.0.1:{port}/" in output
+
+
+def test_https_when_a_certificate_is_configured(territory_db, tmp_path):
+    """Phones grant GPS and offline pages only to a secure origin: the server speaks TLS itself."""
+    import shutil
+    import threading
+
+    from gis.server import display_address, uvicorn_config
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    port = free_port()
+    settings = territory_db.model_copy(update={"ssl_certfile": cert, "ssl_keyfile": key, "port": port})
+    assert display_address(settings) == f"https://127.0.0.1:{port}/"
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn_config(create_app(settings), settings, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        response = httpx.get(f"https://127.0.0.1:{port}/api/v1/health", verify=False, timeout=10)
+        assert response.status_code == 200
+        with pytest.raises(httpx.HTTPError):  # plain HTTP on the TLS port is not served
+            httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=5)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
