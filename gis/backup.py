@@ -5,11 +5,16 @@ The restore runs as the owner and replaces the objects of the dump in one transa
 restore leaves the database as it was. Extensions are left out of the restore list: they belong to the
 superuser, are created by ``gridgov db up`` (or the server's administrator), and a non-superuser may
 neither drop nor comment on them.
+
+Shared files (内部硬盘共享) keep their bytes on disk under ``files_dir``, named by their SHA-256: a backup
+archives that folder beside the dump (``<dump>.files.tar``) and a restore puts the archived files back.
+Content-addressed names make that safe — a name that exists already holds the same bytes.
 """
 
 from __future__ import annotations
 
 import subprocess
+import tarfile
 from pathlib import Path
 
 from gis import cluster, db
@@ -27,10 +32,20 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess:
     return result
 
 
+def files_archive(file: Path) -> Path:
+    return file.with_name(file.name + ".files.tar")
+
+
 def backup(settings: Settings, file: Path) -> str:
     _run([cluster.pg_bin("pg_dump"), "-Fc", "--no-owner", "-f", str(file),
           "-d", db.libpq_dsn(db.backup_url(settings))])
-    return f"已备份到 {file} ({file.stat().st_size:,} 字节) (backed up)"
+    said = f"已备份到 {file} ({file.stat().st_size:,} 字节) (backed up)"
+    files = Path(settings.files_dir)
+    if files.is_dir() and any(files.iterdir()):
+        with tarfile.open(files_archive(file), "w") as archive:
+            archive.add(files, arcname="files")
+        said += f"；共享文件已打包到 {files_archive(file)} (shared files archived)"
+    return said
 
 
 def restore(settings: Settings, file: Path) -> str:
@@ -45,4 +60,14 @@ def restore(settings: Settings, file: Path) -> str:
               "--exit-on-error", "-L", str(list_file), "-d", db.libpq_dsn(db.owner_url(settings)), str(file)])
     finally:
         list_file.unlink(missing_ok=True)
-    return f"已从 {file} 恢复 (restored)"
+    said = f"已从 {file} 恢复 (restored)"
+    if files_archive(file).is_file():
+        target = Path(settings.files_dir)
+        target.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(files_archive(file)) as archive:
+            for member in archive.getmembers():
+                if member.isfile() and member.name.startswith("files/"):
+                    member.name = member.name.removeprefix("files/")
+                    archive.extract(member, target, filter="data")
+        said += f"；共享文件已恢复到 {target} (shared files restored)"
+    return said

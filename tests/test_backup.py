@@ -30,9 +30,11 @@ def snapshot(settings) -> dict:
     return counts
 
 
-def gridgov(settings, *args: str) -> subprocess.CompletedProcess:
+def gridgov(settings, *args: str, files_dir=None) -> subprocess.CompletedProcess:
     env = dict(os.environ, GRIDGOV_VAR_DIR=str(settings.var_dir), GRIDGOV_PG_PORT=str(settings.pg_port),
                GRIDGOV_PG_DATABASE=settings.pg_database)
+    if files_dir is not None:
+        env["GRIDGOV_FILES_DIR"] = str(files_dir)
     env.pop("DATABASE_URL", None)
     return subprocess.run([sys.executable, "-m", "gis.cli", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, check=False)
@@ -49,7 +51,10 @@ def test_backup_drop_restore_gives_identical_counts(loaded, tmp_path, cluster_se
     before = snapshot(loaded)
     assert before["person"] == 3000 and before["users"] >= 9
     dump = tmp_path / "gridgov.dump"
-    done = gridgov(loaded, "db", "backup", str(dump))
+    files = tmp_path / "files"
+    (files / "ab").mkdir(parents=True)
+    (files / "ab" / "abc123").write_bytes("共享文件内容".encode())
+    done = gridgov(loaded, "db", "backup", str(dump), files_dir=files)
     assert done.returncode == 0, done.stdout + done.stderr
     assert dump.stat().st_size > 10_000
 
@@ -62,9 +67,11 @@ def test_backup_drop_restore_gives_identical_counts(loaded, tmp_path, cluster_se
                 "SELECT tablename FROM pg_tables"
                 " WHERE schemaname = 'public' AND tablename <> 'spatial_ref_sys'")).scalars():
             conn.execute(text(f'DROP TABLE IF EXISTS "{table}" CASCADE'))
-    done = gridgov(target, "db", "restore", str(dump))
+    restored_files = tmp_path / "restored-files"
+    done = gridgov(target, "db", "restore", str(dump), files_dir=restored_files)
     assert done.returncode == 0, done.stdout + done.stderr
     assert snapshot(target) == before
+    assert (restored_files / "ab" / "abc123").read_bytes() == "共享文件内容".encode()  # the shared files too
 
 
 def test_a_failed_restore_changes_nothing(loaded, tmp_path):
