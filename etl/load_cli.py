@@ -80,7 +80,7 @@ def boundaries(
 
 @etl_app.command("register")
 def register(
-    key: str = typer.Argument(..., help="台账标识，如 person（gridgov registries list 可查）"),
+    key: str = typer.Argument(..., help="台账标识，如 person（gridgov registries 可查）"),
     file: Path = typer.Argument(..., exists=True, help="Excel(.xlsx) 或 CSV（UTF-8 或 GBK）"),
     dry_run: bool = typer.Option(False, "--dry-run", help="只检查，不写入"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="跳过有问题的行，导入其余的行"),
