@@ -7,8 +7,10 @@ from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from gis.api.auth import client_addr
+from gis.errors import ServiceError
 from gis.security.scope import scoped_connection
 from gis.settings import Settings
 
@@ -42,3 +44,19 @@ def connection_dependency(settings: Settings, current_user: CurrentUser):
             yield conn
 
     return connection
+
+
+def run_scoped(settings: Settings, user: Any, request: Request, work: Callable[[Connection], Any], *,
+               refused: str = "记录不在您的辖区内") -> Any:
+    """``work(conn)`` in the user's scoped transaction. A service's refusal becomes its HTTP status with
+    its Chinese message; a write that row-level security refuses (the service allowed it: a bug, but
+    still a refusal) a 403 saying ``refused``."""
+    try:
+        with scoped_connection(settings, user, client_addr(request)) as conn:
+            return work(conn)
+    except ServiceError as error:
+        raise HTTPException(error.status, str(error)) from None
+    except DBAPIError as error:
+        if getattr(error.orig, "sqlstate", None) == "42501":
+            raise HTTPException(403, f"{refused} (refused by row-level security)") from None
+        raise

@@ -20,10 +20,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
-from gis.api.auth import AUTH_RESPONSES, Problem, client_addr, require_user
+from gis.api.deps import run_scoped
+from gis.api.auth import AUTH_RESPONSES, Problem, require_user
 from gis.api.notices import NO_STORE, content_disposition
 from gis.errors import ServiceError
-from gis.security.scope import scoped_connection
 from gis.security.sessions import CurrentUser
 from gis.settings import Settings
 from layers import file_store, shared_files
@@ -89,11 +89,7 @@ def router(settings: Settings) -> APIRouter:
                  422: {"model": Problem, "description": "请求有误"}}
 
     def run(user: CurrentUser, request: Request, work):
-        try:
-            with scoped_connection(settings, user, client_addr(request)) as conn:
-                return work(conn)
-        except ServiceError as error:
-            raise HTTPException(error.status, str(error)) from None
+        return run_scoped(settings, user, request, work, refused="无权操作该文件")
 
     @routes.get("", response_model=Listing, responses=responses)
     def list_folder(user: User, request: Request, response: Response,

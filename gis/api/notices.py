@@ -24,9 +24,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
-from gis.api.auth import AUTH_RESPONSES, Problem, client_addr, require_user
+from gis.api.deps import run_scoped
+from gis.api.auth import AUTH_RESPONSES, Problem, require_user
 from gis.errors import ServiceError
-from gis.security.scope import scoped_connection
 from gis.security.sessions import CurrentUser
 from gis.settings import Settings
 from layers import file_store, notices
@@ -119,12 +119,7 @@ def router(settings: Settings) -> APIRouter:
                  422: {"model": Problem, "description": "请求缺少必填项或有误"}}
 
     def run(user: CurrentUser, request: Request, work):
-        """Run ``work(conn)`` in the user's scoped transaction, refusals as HTTP errors."""
-        try:
-            with scoped_connection(settings, user, client_addr(request)) as conn:
-                return work(conn)
-        except ServiceError as error:
-            raise HTTPException(error.status, str(error)) from None
+        return run_scoped(settings, user, request, work, refused="无权操作该通知")
 
     @routes.get("/inbox", response_model=Inbox, responses=responses)
     def inbox(user: User, request: Request, response: Response,

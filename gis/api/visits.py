@@ -13,14 +13,12 @@ import datetime as dt
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DBAPIError
 
-from gis.api.auth import AUTH_RESPONSES, Problem, client_addr, require_user
+from gis.api.deps import run_scoped
+from gis.api.auth import AUTH_RESPONSES, Problem, require_user
 from gis.crs import CRS
-from gis.errors import ServiceError
-from gis.security.scope import scoped_connection
 from gis.security.sessions import CurrentUser
 from gis.settings import Settings
 from layers import visits
@@ -66,15 +64,7 @@ def router(settings: Settings) -> APIRouter:
                  422: {"model": Problem, "description": "请求缺少必填项或有误"}}
 
     def run(user: CurrentUser, request: Request, work):
-        try:
-            with scoped_connection(settings, user, client_addr(request)) as conn:
-                return work(conn)
-        except ServiceError as error:
-            raise HTTPException(error.status, str(error)) from None
-        except DBAPIError as error:
-            if getattr(error.orig, "sqlstate", None) == "42501":
-                raise HTTPException(403, "记录不在您的辖区内 (refused by row-level security)") from None
-            raise
+        return run_scoped(settings, user, request, work)
 
     @routes.get("/due", response_model=DueVisits, responses=responses)
     def due(
