@@ -106,6 +106,16 @@ def _bd09_to_gcj02(lon: float, lat: float) -> tuple[float, float]:
     return z * math.cos(theta), z * math.sin(theta)
 
 
+def optional_point(lon: float | None, lat: float | None, crs: str = "cgcs2000") -> tuple[float, float] | None:
+    """A form's optional position: None when neither coordinate is given, else ``(lon, lat)`` in
+    CGCS2000; one coordinate alone, or a position that cannot be taken, is a :class:`PositionError`."""
+    if lon is None and lat is None:
+        return None
+    if lon is None or lat is None:
+        raise PositionError("经度和纬度须同时填写 (lon and lat together)")
+    return to_cgcs2000(float(lon), float(lat), crs)
+
+
 def to_cgcs2000(lon: float, lat: float, crs: str = "cgcs2000") -> tuple[float, float]:
     """``(lon, lat)`` in CGCS2000 from a position in ``crs`` (one of :data:`CRS`)."""
     if crs not in CRS:

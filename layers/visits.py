@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
-from gis.crs import CRS, PositionError, to_cgcs2000
+from gis.crs import PositionError, optional_point
 from gis.errors import ServiceError
 from gis.security import audit
 from gis.settings import Settings
@@ -119,14 +119,8 @@ def _with_due(categories: list[Registry]) -> str:
 
 
 def _point(lon: float | None, lat: float | None, crs: str) -> tuple[float, float] | None:
-    if lon is None and lat is None:
-        return None
-    if lon is None or lat is None:
-        raise Invalid("经度和纬度须同时填写 (lon and lat together)")
-    if crs not in CRS:
-        raise Invalid(f"不支持的坐标系 {crs!r}，可选 {', '.join(CRS)} (unknown crs)")
     try:
-        return to_cgcs2000(float(lon), float(lat), crs)
+        return optional_point(lon, lat, crs)
     except PositionError as error:
         raise Invalid(str(error)) from None
 
