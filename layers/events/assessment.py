@@ -39,6 +39,7 @@ from sqlalchemy import Connection, text
 
 from gis.errors import ServiceError
 from layers import visits
+from layers.xlsx import titled_sheet
 from layers.events import calendar
 from layers.events.figures import EventFacts, event_facts, group_by_unit, within
 from layers.events.period import Period
@@ -255,22 +256,11 @@ def table(report: dict) -> tuple[list[str], list[list]]:
 
 def to_xlsx(report: dict) -> bytes:
     from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
 
     book = Workbook()
-    sheet = book.active
-    sheet.title = "考核排名"
+    book.remove(book.active)
     header, rows = table(report)
-    sheet.append([title(report)])
-    sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(header))
-    sheet["A1"].font = Font(bold=True, size=13)
-    sheet["A1"].alignment = Alignment(horizontal="center")
-    sheet.append(header)
-    for cell in sheet[2]:
-        cell.font = Font(bold=True)
-    for row in rows:
-        sheet.append(row)
-    sheet.freeze_panes = "C3"
+    titled_sheet(book, "考核排名", title(report), header, rows, freeze="C3")
     weights = book.create_sheet("评分规则")
     weights.append(["指标", "权重"])
     for key, weight in report["weights"].items():

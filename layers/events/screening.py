@@ -35,6 +35,7 @@ from sqlalchemy import Connection, text
 
 from gis.errors import ServiceError
 from layers.events.figures import EventFacts, event_facts, group_by_unit, within
+from layers.xlsx import titled_sheet
 from layers.events.period import Period
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -167,24 +168,6 @@ def title(report: dict) -> str:
     return f"矛盾纠纷排查化解情况（半月一排查一上报）　{period}　单位：{unit}"
 
 
-def _sheet(book, name: str, heading: str, header: list[str], rows: list[list]) -> None:
-    from openpyxl.styles import Alignment, Font
-
-    sheet = book.create_sheet(name)
-    sheet.append([heading])
-    sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=max(1, len(header)))
-    sheet["A1"].font = Font(bold=True, size=13)
-    sheet["A1"].alignment = Alignment(horizontal="center")
-    sheet.append(header)
-    for cell in sheet[2]:
-        cell.font = Font(bold=True)
-    for row in rows:
-        sheet.append(row)
-    sheet.freeze_panes = "A3"
-    for column, text_ in zip(sheet.iter_cols(min_row=2, max_row=2), header, strict=True):
-        sheet.column_dimensions[column[0].column_letter].width = max(8, 2 * len(text_) + 2)
-
-
 def community_table(report: dict) -> tuple[list[str], list[list]]:
     """The per-community view as a table (the XLSX sheet and the dashboard's table)."""
     kinds = report["kinds"]
@@ -205,10 +188,10 @@ def to_xlsx(report: dict) -> bytes:
     book.remove(book.active)
     heading = title(report)
     header, rows = community_table(report)
-    _sheet(book, "分社区", heading, header, rows)
-    _sheet(book, "分类型", heading, ["纠纷类型", *(COUNT_NAMES[k] for k in COUNTS)],
+    titled_sheet(book, "分社区", heading, header, rows)
+    titled_sheet(book, "分类型", heading, ["纠纷类型", *(COUNT_NAMES[k] for k in COUNTS)],
            [[k["name"], *(k[c] for c in COUNTS)] for k in report["by_kind"]])
-    _sheet(book, "化解层级", heading, ["范围", *SHARE_NAMES.values()],
+    titled_sheet(book, "化解层级", heading, ["范围", *SHARE_NAMES.values()],
            [[s["name"], *(s[k] for k in SHARE_NAMES)] for s in report["share"]])
     buffer = io.BytesIO()
     book.save(buffer)
