@@ -8,8 +8,12 @@
 - **以人找房**: search by name, full ID number or phone; choosing a result zooms to the building, marks
   the flat and opens the household.
 - **Big layers**: people, houses, buildings and events are rasterized with datashader per viewport at
-  low zoom and drawn as vectors (capped) when zoomed in; a click on the raster is looked up in PostGIS.
-- **Workbench**: draw a polygon or rectangle (or a circle: a point and a radius) and count what is inside.
+  low zoom and drawn as vectors (footprints, or event points; capped) below ``VECTOR_WIDTH``; a click on
+  the raster is looked up in PostGIS (the nearest building within 15 m). Special populations (only the
+  categories the role grants) are counted per grid when zoomed out and drawn a point a person when in.
+- **Workbench**: draw a polygon or rectangle (or a circle: a point and a radius), choose the layers and
+  the events' time window, count what is inside, and export a layer's rows (CSV/XLSX/GeoJSON, masked,
+  logged). A grid, once reached, links to its printable notice board (网格服务公示牌).
 
 Every read runs through ``connect()`` — a connection as the app role scoped to the user — and the
 services in :mod:`layers.spatial` and :mod:`layers.housing_grid`; this module writes no SQL.
@@ -25,11 +29,11 @@ import datashader as ds
 import geopandas as gpd
 import geoviews as gv
 import holoviews as hv
+import numpy as np
 import pandas as pd
 import panel as pn
 import param
 from cartopy import crs as ccrs
-from holoviews.operation.datashader import rasterize
 from shapely.geometry import Point, Polygon, box
 from sqlalchemy import Connection
 
@@ -40,9 +44,12 @@ from layers import housing_grid, people, spatial, territory
 
 Connect = Callable[[], AbstractContextManager[Connection]]
 
-# Below this viewport width (Mercator metres) big layers are drawn as vectors instead of a raster.
+# Below this viewport width (Mercator metres) big layers are drawn as vectors instead of a raster, and
+# special populations as individual points instead of clusters per grid.
 VECTOR_WIDTH = 2500
 VECTOR_CAP = 3000
+RASTER_WIDTH = 360  # pixels across a raster; the browser smooths it to the frame
+GCJ02_MARGIN = 1000.0  # metres: more than GCJ-02's offset anywhere in China
 FIGURE_CMAPS = {"people": "Blues", "households": "Greens", "special": "Reds", "events": "Oranges"}
 SEARCH_KINDS = {"姓名": "name", "身份证号": "id_number", "电话": "phone"}
 _FLAT_CSS = {
@@ -62,6 +69,8 @@ class Explorer(param.Parameterized):
     house_id = param.Integer(default=None, allow_None=True)
     big_layer = param.Selector(default="", objects=["", *spatial.VIEWPORT_LAYERS])
     special_layer = param.Selector(default="", objects=["", *SPECIAL_CATEGORIES])
+    view = param.Tuple(default=None, allow_None=True, length=4,
+                       doc="The viewport the browser shows (EPSG:3857 x0, y0, x1, y1); None before it says.")
 
     def __init__(self, user: Any, connect: Connect, top: spatial.Node, units: gpd.GeoDataFrame,
                  basemap: spatial.Basemap, **params):
@@ -80,14 +89,17 @@ class Explorer(param.Parameterized):
             lambda data: gv.Points(data, kdims=["x", "y"], crs=ccrs.GOOGLE_MERCATOR).opts(
                 size=16, color="#d62728", line_color="white", line_width=2, marker="diamond"),
             streams=[self.mark_stream])
+        # The viewport, for every per-viewport layer: the browser reports it through a range stream on a
+        # layer of its own, and the layers are redrawn (:meth:`redraw_viewport_layers`) through pipes,
+        # which the session pushes at once. (Layers driven by the range or param streams themselves were
+        # redrawn on the server but reached the browser only with its next message: one view late.)
         self.range_stream = hv.streams.RangeXY()
-        big_raster = rasterize(
-            hv.DynamicMap(self._big_points, streams=[self.range_stream, self.param.big_layer]),
-            aggregator=ds.sum("n"), width=400, height=400,
-        ).opts(cmap="fire", alpha=0.75, colorbar=False, clipping_colors={"min": "transparent"},
-               cnorm="eq_hist")
-        big_vectors = hv.DynamicMap(self._big_vectors, streams=[self.range_stream, self.param.big_layer])
-        special_layer = hv.DynamicMap(self._special_points, streams=[self.param.special_layer])
+        self.range_stream.add_subscriber(self._viewport_moved)
+        viewport_probe = hv.DynamicMap(lambda x_range, y_range: hv.Points([]), streams=[self.range_stream])
+        self._viewport_pipes = {name: hv.streams.Pipe(data=draw(None, ""))
+                                for name, draw in self._viewport_layers().items()}
+        viewport_layers = [hv.DynamicMap(lambda data: data, streams=[pipe])
+                           for pipe in self._viewport_pipes.values()]
         draw_box = hv.Rectangles([]).opts(fill_alpha=0.15, fill_color="#1f77b4", line_color="#1f77b4",
                                           line_width=2)
         draw_poly = hv.Polygons([]).opts(fill_alpha=0.15, fill_color="#9467bd", line_color="#9467bd",
@@ -95,8 +107,7 @@ class Explorer(param.Parameterized):
         self.box_stream = hv.streams.BoxEdit(source=draw_box, num_objects=1)
         self.poly_stream = hv.streams.PolyDraw(source=draw_poly, num_objects=1, drag=True)
         self.map = TerritoryMap(units, basemap=basemap, overlays=[
-            draw_box, draw_poly, children_layer, big_raster, big_vectors, special_layer, mark_layer])
-        self.range_stream.source = self.map.pane.object
+            viewport_probe, draw_box, draw_poly, children_layer, *viewport_layers, mark_layer])
         self.map.param.watch(lambda event: event.new and self._tapped(*event.new), "clicked")
 
         # ---- side: breadcrumbs, figure, children
@@ -134,7 +145,7 @@ class Explorer(param.Parameterized):
 
         # ---- big layers and workbench
         self.big_select = pn.widgets.Select(
-            label="大数据图层", sizing_mode="stretch_width",
+            label="大数据图层", sizing_mode="stretch_width", css_classes=["gg-big-layer"],
             options={"（不显示）": "", **{v: k for k, v in spatial.VIEWPORT_LAYERS.items()}})
         self.big_select.link(self, value="big_layer")
         # Only the categories the role grants are offered: the others do not exist for this user.
@@ -150,6 +161,21 @@ class Explorer(param.Parameterized):
         self.radius = pn.widgets.FloatInput(label="圆形/缓冲半径（米，点击地图定圆心）", value=0, start=0,
                                             end=20000, step=50, sizing_mode="stretch_width",
                                             css_classes=["gg-radius"])
+        self.since = pn.widgets.DatePicker(label="事件上报起", sizing_mode="stretch_width",
+                                           css_classes=["gg-since"])
+        self.until = pn.widgets.DatePicker(label="事件上报止", sizing_mode="stretch_width",
+                                           css_classes=["gg-until"])
+        self.export_layer = pn.widgets.Select(
+            label="导出图层", options={v: k for k, v in spatial.AREA_LAYERS.items()}, value="person",
+            sizing_mode="stretch_width")
+        self.export_format = pn.widgets.RadioButtonGroup(options={"CSV": "csv", "Excel": "xlsx",
+                                                                  "GeoJSON": "geojson"}, value="csv")
+        self.export_button = pn.widgets.FileDownload(callback=self._export_area, filename="area_person.csv",
+                                                     label="导出范围明细", color="primary",
+                                                     sizing_mode="stretch_width", css_classes=["gg-export"])
+        self.export_format.param.watch(self._name_export, "value")
+        self.export_layer.param.watch(self._name_export, "value")
+        self.notice_link = pn.pane.HTML("", margin=(0, 10), css_classes=["gg-notice-board"])
         self.area_button = pn.widgets.Button(label="统计绘制范围", color="success",
                                              sizing_mode="stretch_width")
         self.area_button.on_click(self._query_area)
@@ -178,6 +204,8 @@ class Explorer(param.Parameterized):
     def _refresh_children(self, zoom: bool = True) -> None:
         with self.connect() as conn:
             crumbs = spatial.breadcrumbs(conn, self.node, self.top.key)
+            grid = territory.unit_at_path(conn, self.node.key) if self.node.level == "grid" else None
+            grid_id = grid.id if grid is not None else None
             children = spatial.drill_children(conn, self.node, self.figure,
                                               special_categories=self.categories)
             # A building has no children: draw it among its neighbours (its parent's children) instead.
@@ -197,10 +225,16 @@ class Explorer(param.Parameterized):
                                       f"<span class='gg-total'>{total:,}</span>")
         self.children_table.value = pd.DataFrame({"名称": children["name"], "层级": children["level_label"],
                                                   label: children["value"].astype(int)})
+        self._show_notice_link(grid_id)
         if self.node.level == "building":
             self.open_building(int(self.node.key), zoom=zoom, mark_house=self._mark_house)
         if zoom and self.node.level != "building":
             self._zoom_to_node(drawn)
+
+    def _show_notice_link(self, grid_id: int | None) -> None:
+        # The 公示牌 is printed by the registries' route (same permission, scope and access log).
+        self.notice_link.object = (f"<a href='{notice_board_url(grid_id)}' target='_blank'>"
+                                   f"打印网格服务公示牌（PDF）</a>" if grid_id is not None else "")
 
     def _zoom_to_node(self, drawn: gpd.GeoDataFrame) -> None:
         if len(drawn):
@@ -365,44 +399,129 @@ class Explorer(param.Parameterized):
         self.open_household(row["house_id"], location["room_no"] if location else "")
 
     # ------------------------------------------------------------------ big layers
-    def _big_points(self, x_range=None, y_range=None, big_layer: str = "") -> hv.Points:
-        empty = hv.Points(pd.DataFrame({"x": [], "y": [], "n": []}), kdims=["x", "y"], vdims=["n"])
-        if not big_layer or x_range is None or y_range is None:
-            return empty
-        if x_range[1] - x_range[0] < VECTOR_WIDTH:
-            return empty  # zoomed in: the vectors draw it
-        with self.connect() as conn:
-            frame = spatial.viewport_points(conn, big_layer, (x_range[0], y_range[0], x_range[1], y_range[1]))
-        return hv.Points(frame, kdims=["x", "y"], vdims=["n"])
+    def _viewport_moved(self, x_range=None, y_range=None, **_: Any) -> None:
+        if not (x_range and y_range and x_range[1] - x_range[0] > 1 and y_range[1] - y_range[0] > 1):
+            return  # the stream's first values (nothing, or the unit square) are no view
+        view = (float(x_range[0]), float(y_range[0]), float(x_range[1]), float(y_range[1]))
+        document = pn.state.curdoc
+        if document is not None and document.session_context is not None:
+            document.add_next_tick_callback(lambda: self.param.update(view=view))
+        else:
+            self.view = view
 
-    def _big_vectors(self, x_range=None, y_range=None, big_layer: str = "") -> hv.Overlay:
-        empty = gv.Polygons([], vdims=["name", "people"], crs=ccrs.GOOGLE_MERCATOR)
-        if not big_layer or x_range is None or y_range is None or x_range[1] - x_range[0] >= VECTOR_WIDTH:
+    def _viewport_layers(self) -> dict[str, Callable]:
+        """Each per-viewport layer: (view, chosen layer) → the element to draw."""
+        return {"raster": lambda view, _: self._big_raster(view, self.big_layer),
+                "footprints": lambda view, _: self._big_vectors(view, self.big_layer),
+                "events": lambda view, _: self._big_event_points(view, self.big_layer),
+                "special": lambda view, _: self._special_points(view, self.special_layer),
+                "special_counts": lambda view, _: self._special_counts(view, self.special_layer)}
+
+    @param.depends("view", "big_layer", "special_layer", watch=True)
+    def redraw_viewport_layers(self) -> None:
+        drawn = {name: draw(self.view, None) for name, draw in self._viewport_layers().items()}
+        with pn.io.unlocked():
+            for name, element in drawn.items():
+                self._viewport_pipes[name].send(element)
+
+    def viewport(self, view: tuple[float, float, float, float] | None = None,
+                 ) -> tuple[float, float, float, float] | None:
+        """``view`` (EPSG:3857), or before the browser has reported one, the territory's extent, which
+        is what the map first shows."""
+        if view is not None:
+            return view
+        if self.map.drawn_units.empty:
+            return None
+        return tuple(float(v) for v in self.map.drawn_units.total_bounds)
+
+    def _query_view(self, view: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        # Over a GCJ-02 basemap the drawn view is shifted up to ~600 m from the stored data: widen the
+        # database's box by that much so nothing at the edge is missed (the draw shift puts it back).
+        if self.map.basemap.frame != "gcj02":
+            return view
+        x0, y0, x1, y1 = view
+        return (x0 - GCJ02_MARGIN, y0 - GCJ02_MARGIN, x1 + GCJ02_MARGIN, y1 + GCJ02_MARGIN)
+
+    def _drawn_points(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Mercator ``x, y`` from the database, as this map draws them (shifted into GCJ-02 if need be)."""
+        if self.map.basemap.frame != "gcj02" or frame.empty:
+            return frame
+        stored = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(frame.x, frame.y), crs="EPSG:3857")
+        drawn = self.map.to_draw_frame(stored.to_crs("EPSG:4490"))
+        return frame.assign(x=drawn.geometry.x.values, y=drawn.geometry.y.values)
+
+    def _big_raster(self, view=None, big_layer: str = "") -> hv.Image:
+        """The big layer rasterized with datashader over the viewport, when zoomed out."""
+        view = self.viewport(view) if big_layer else None
+        if view is None or view[2] - view[0] < VECTOR_WIDTH:
+            return _empty_raster()  # nothing chosen, or zoomed in: the vectors draw it
+        with self.connect() as conn:
+            frame = spatial.viewport_points(conn, big_layer, self._query_view(view))
+        return raster_of(self._drawn_points(frame), view)
+
+    def _big_vectors(self, view=None, big_layer: str = "") -> gv.Polygons:
+        """Zoomed in: the footprints in view as vectors (at most ``VECTOR_CAP``), coloured by people;
+        events are drawn as points by :meth:`_big_event_points` instead."""
+        style = dict(color="people", cmap="YlOrRd", line_color="#555555", fill_alpha=0.8, tools=["hover"],
+                     hover_tooltips=[("名称", "@name"), ("人数", "@people")])
+        # The empty layer is styled too: the first element drawn decides the hover's columns.
+        empty = gv.Polygons([], vdims=["name", "people"], crs=ccrs.GOOGLE_MERCATOR).opts(**style)
+        view = self.viewport(view) if big_layer not in ("", "event") else None
+        if view is None or view[2] - view[0] >= VECTOR_WIDTH:
             return empty
         with self.connect() as conn:
-            frame = spatial.buildings_in_view(conn, (x_range[0], y_range[0], x_range[1], y_range[1]),
-                                              cap=VECTOR_CAP)
+            frame = spatial.buildings_in_view(conn, self._query_view(view), cap=VECTOR_CAP)
         if frame.empty:
             return empty
+        frame = self.map.to_draw_frame(frame.to_crs("EPSG:4490"))
         return gv.Polygons(frame[["geometry", "name", "people"]], vdims=["name", "people"],
-                           crs=ccrs.GOOGLE_MERCATOR).opts(
-            color="people", cmap="YlOrRd", line_color="#555555", fill_alpha=0.8, tools=["hover"],
-            hover_tooltips=[("楼栋", "@name"), ("人数", "@people")])
+                           crs=ccrs.GOOGLE_MERCATOR).opts(**style)
 
-    def _special_points(self, special_layer: str = "") -> gv.Points:
-        if special_layer and special_layer in self.categories:
+    def _big_event_points(self, view=None, big_layer: str = "") -> gv.Points:
+        """Zoomed in on the event layer: each event in view as a point (at most ``VECTOR_CAP``)."""
+        view = self.viewport(view) if big_layer == "event" else None
+        frame = pd.DataFrame({"x": [], "y": [], "number": [], "title": [], "status": []})
+        if view is not None and view[2] - view[0] < VECTOR_WIDTH:
             with self.connect() as conn:
-                frame = spatial.special_points(conn, special_layer)
-        else:
-            frame = pd.DataFrame({"x": [], "y": [], "n": []})
-        if self.map.basemap.frame == "gcj02" and len(frame):
-            points = self.map.to_draw_frame(gpd.GeoDataFrame(
-                frame, geometry=gpd.points_from_xy(frame.x, frame.y), crs="EPSG:3857").to_crs("EPSG:4490"))
-            frame = frame.assign(x=points.geometry.x.values, y=points.geometry.y.values)
-        frame["size"] = 8 + 4 * frame["n"].clip(upper=6)
-        return gv.Points(frame, kdims=["x", "y"], vdims=["n", "size"], crs=ccrs.GOOGLE_MERCATOR).opts(
-            size="size", color="#7b2cbf", alpha=0.8, line_color="white", tools=["hover"],
-            hover_tooltips=[("人数", "@n")])
+                frame = spatial.events_in_view(conn, self._query_view(view), cap=VECTOR_CAP)
+            frame = self._drawn_points(frame)
+        return gv.Points(frame, kdims=["x", "y"], vdims=["number", "title", "status"],
+                         crs=ccrs.GOOGLE_MERCATOR).opts(
+            size=10, color="#e6550d", line_color="white", marker="triangle", tools=["hover"],
+            hover_tooltips=[("事件", "@title"), ("编号", "@number"), ("状态", "@status")])
+
+    def _special_frame(self, view, special_layer: str) -> tuple[pd.DataFrame, bool]:
+        """The chosen special population in view, and whether it is clustered: zoomed out, one circle a
+        grid with how many live there; zoomed in, one point a person around their building. Only a
+        category the user's role grants is ever read."""
+        view = self.viewport(view) if special_layer in self.categories else None
+        if view is None:
+            return pd.DataFrame({"x": [], "y": [], "n": [], "name": []}), True
+        clustered = view[2] - view[0] >= VECTOR_WIDTH
+        with self.connect() as conn:
+            if clustered:
+                frame = spatial.special_clusters(conn, special_layer, self._query_view(view))
+            else:
+                frame = spatial.special_people_points(conn, special_layer, self._query_view(view),
+                                                      cap=VECTOR_CAP)
+        return self._drawn_points(frame), clustered
+
+    def _special_points(self, view=None, special_layer: str = "") -> gv.Points:
+        frame, clustered = self._special_frame(view, special_layer)
+        frame = frame.assign(size=(14 + 5 * np.sqrt(frame["n"])) if clustered else 9.0)
+        tooltips = ([("网格", "@name"), ("人数", "@n")] if clustered else [("楼栋", "@name")])
+        return gv.Points(frame, kdims=["x", "y"], vdims=["n", "name", "size"], crs=ccrs.GOOGLE_MERCATOR).opts(
+            size="size", color="#7b2cbf", alpha=0.75, line_color="white", tools=["hover"],
+            hover_tooltips=tooltips)
+
+    def _special_counts(self, view=None, special_layer: str = "") -> hv.Labels:
+        """The count written on each cluster (none on individual points)."""
+        frame, clustered = self._special_frame(view, special_layer)
+        if not clustered:
+            frame = frame.iloc[:0]
+        labels = pd.DataFrame({"x": frame["x"], "y": frame["y"], "text": frame["n"].astype(int).astype(str)})
+        return hv.Labels(labels, kdims=["x", "y"], vdims=["text"]).opts(
+            text_color="white", text_font_size="11px", text_font_style="bold")
 
     # ------------------------------------------------------------------ workbench
     def _drawn_area(self) -> Polygon | None:
@@ -417,16 +536,49 @@ class Explorer(param.Parameterized):
             return box(min(lon0, lon1), min(lat0, lat1), max(lon0, lon1), max(lat0, lat1))
         return None
 
-    def _query_area(self, *_: Any) -> None:
+    def _area(self):
+        """The area the analyst gave (drawn, or a clicked centre and a radius) and its buffer, or None."""
         area, buffer_m = self._drawn_area(), float(self.radius.value or 0)
         if area is None and self._circle_centre and buffer_m > 0:
             area = Point(*self._circle_centre)
         if area is None:
             self.area_counts.object = "请先在地图上画多边形或矩形（工具栏），或设半径后点击地图定圆心。"
+            return None
+        return area, buffer_m
+
+    def _name_export(self, *_: Any) -> None:
+        self.export_button.filename = f"area_{self.export_layer.value}.{self.export_format.value}"
+
+    def _export_area(self):
+        """The download: the chosen layer inside the area as a file, masked and logged (the service)."""
+        import io
+
+        given = self._area()
+        if given is None:
+            return None
+        area, buffer_m = given
+        try:
+            with self.connect() as conn:
+                exported = spatial.export_area(
+                    conn, area, self.export_layer.value, self.export_format.value, buffer_m=buffer_m,
+                    since=self.since.value, until=self.until.value, special_categories=self.categories)
+        except spatial.SpatialError as error:
+            self.area_counts.object = f"**无法导出**：{error}"
+            return None
+        return io.BytesIO(exported.content)
+
+    def _query_area(self, *_: Any) -> None:
+        given = self._area()
+        if given is None:
+            return
+        area, buffer_m = given
+        if self.since.value and self.until.value and self.since.value > self.until.value:
+            self.area_counts.object = "**无法统计**：事件上报起始日期晚于截止日期。"
             return
         try:
             with self.connect() as conn:
                 result = spatial.area_query(conn, area, self.area_layers.value, buffer_m=buffer_m,
+                                            since=self.since.value, until=self.until.value,
                                             special_categories=self.categories)
         except spatial.SpatialError as error:
             self.area_counts.object = f"**无法统计**：{error}"
@@ -448,8 +600,8 @@ class Explorer(param.Parameterized):
     def sidebar(self, totals_card: pn.viewable.Viewable, user_label: str) -> pn.viewable.Viewable:
         search = pn.Card(self.search_kind, self.search_text, self.search_button, self.search_message,
                          self.results, title="以人找房", collapsible=False, sizing_mode="stretch_width")
-        drill = pn.Card(self.crumbs, self.figure_select, self.children_title, self.children_table,
-                        title="逐级下钻", collapsible=False, sizing_mode="stretch_width")
+        drill = pn.Card(self.crumbs, self.notice_link, self.figure_select, self.children_title,
+                        self.children_table, title="逐级下钻", collapsible=False, sizing_mode="stretch_width")
         return pn.Column(totals_card, drill, search, self.map.controls, self.big_select, self.special_select,
                          self.click_info,
                          pn.pane.Markdown(pn.bind(_selected_text, self.map.param.selected),
@@ -462,7 +614,8 @@ class Explorer(param.Parameterized):
         workbench = pn.Card(
             pn.pane.Markdown("用工具栏的多边形或矩形工具在地图上绘制范围；或填写半径后点击地图定圆心。",
                              margin=(0, 10)),
-            self.area_layers, self.radius, self.area_button, self.area_counts, self.area_rows,
+            self.area_layers, self.radius, pn.Row(self.since, self.until), self.area_button, self.area_counts,
+            self.area_rows, self.export_layer, self.export_format, self.export_button,
             title="范围分析", collapsed=False, sizing_mode="stretch_width", css_classes=["gg-workbench"])
         panels = pn.Column(self.housing, self.household, workbench, width=440, margin=(0, 0, 0, 10))
         return pn.Row(self.map, panels, sizing_mode="stretch_both", min_height=640)
@@ -489,6 +642,30 @@ def explorer_page(
     page = theme.page(f"{top.name} 网格化服务管理 · 地图", main=[explorer.main()], sidebar=[side])
     page.explorer = explorer  # for tests and other pages reusing the session's explorer
     return page
+
+
+_RASTER_STYLE = dict(cmap="fire", alpha=0.8, colorbar=False, clipping_colors={"NaN": "transparent"},
+                     cnorm="eq_hist", tools=["hover"], hover_tooltips=[("数量", "@image")])
+def _empty_raster() -> hv.Image:
+    return hv.Image(np.full((1, 1), np.nan, dtype="float32"), bounds=(0, 0, 1, 1), kdims=["x", "y"],
+                    vdims=["n"]).opts(**_RASTER_STYLE)
+
+
+def raster_of(points: pd.DataFrame, view: tuple[float, float, float, float],
+              width: int = RASTER_WIDTH) -> hv.Image:
+    """Weighted points (``x, y, n`` in EPSG:3857) summed by datashader onto a grid over ``view``, square
+    pixels; empty pixels are NaN (drawn transparent)."""
+    x0, y0, x1, y1 = view
+    height = max(1, round(width * (y1 - y0) / (x1 - x0)))
+    canvas = ds.Canvas(plot_width=width, plot_height=height, x_range=(x0, x1), y_range=(y0, y1))
+    counts = canvas.points(points, "x", "y", agg=ds.sum("n")).astype("float32")
+    counts = counts.where(counts > 0).rename("n")
+    return hv.Image(counts, kdims=["x", "y"], vdims=["n"]).opts(**_RASTER_STYLE)
+
+
+def notice_board_url(grid_id: int) -> str:
+    """Where a grid's printable notice board (网格服务公示牌) is served, as a PDF."""
+    return f"/api/v1/registries/grid/{int(grid_id)}/notice-board"
 
 
 def _totals_card(totals: dict[str, int]) -> pn.viewable.Viewable:

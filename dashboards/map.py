@@ -26,7 +26,8 @@ import geoviews as gv
 import holoviews as hv
 import panel as pn
 import param
-from bokeh.models import DataRange1d, GlyphRenderer, HoverTool, ScaleBar
+from bokeh.events import MouseMove
+from bokeh.models import CustomJS, DataRange1d, GlyphRenderer, HoverTool, Label, ScaleBar
 from bokeh.models.annotations.dimensional import ImperialLength
 from cartopy import crs as ccrs
 from pyproj import Transformer
@@ -80,6 +81,40 @@ figure.x_range.setv({start: cx - w / 2, end: cx + w / 2});
 figure.y_range.setv({start: cy - h / 2, end: cy + h / 2});
 """
 
+# The cursor's coordinates, written in the browser on every mouse move (a server round trip per move
+# would flood the websocket). Web Mercator → lon/lat; over a GCJ-02 basemap the drawn frame is GCJ-02,
+# so CGCS2000 is the GCJ-02 point shifted back (the published transform, inverted by a few fixed-point
+# steps — sub-metre, plenty for a readout).
+_CURSOR_JS = """
+const R = 6378137, deg = 180 / Math.PI;
+const lon = cb_obj.x / R * deg, lat = (2 * Math.atan(Math.exp(cb_obj.y / R)) - Math.PI / 2) * deg;
+function offset(x, y) {
+  const a = 6378245.0, ee = 0.00669342162296594323, PI = Math.PI;
+  const X = x - 105.0, Y = y - 35.0;
+  let dlat = -100.0 + 2.0 * X + 3.0 * Y + 0.2 * Y * Y + 0.1 * X * Y + 0.2 * Math.sqrt(Math.abs(X));
+  dlat += (20.0 * Math.sin(6.0 * X * PI) + 20.0 * Math.sin(2.0 * X * PI)) * 2.0 / 3.0;
+  dlat += (20.0 * Math.sin(Y * PI) + 40.0 * Math.sin(Y / 3.0 * PI)) * 2.0 / 3.0;
+  dlat += (160.0 * Math.sin(Y / 12.0 * PI) + 320 * Math.sin(Y * PI / 30.0)) * 2.0 / 3.0;
+  let dlon = 300.0 + X + 2.0 * Y + 0.1 * X * X + 0.1 * X * Y + 0.1 * Math.sqrt(Math.abs(X));
+  dlon += (20.0 * Math.sin(6.0 * X * PI) + 20.0 * Math.sin(2.0 * X * PI)) * 2.0 / 3.0;
+  dlon += (20.0 * Math.sin(X * PI) + 40.0 * Math.sin(X / 3.0 * PI)) * 2.0 / 3.0;
+  dlon += (150.0 * Math.sin(X / 12.0 * PI) + 300.0 * Math.sin(X / 30.0 * PI)) * 2.0 / 3.0;
+  const rad = y / 180.0 * PI, magic = 1 - ee * Math.sin(rad) ** 2, sq = Math.sqrt(magic);
+  return [(dlon * 180.0) / (a / sq * Math.cos(rad) * PI),
+          (dlat * 180.0) / ((a * (1 - ee)) / (magic * sq) * PI)];
+}
+let text;
+if (gcj02) {
+  let [gx, gy] = [lon, lat];
+  for (let i = 0; i < 8; i++) { const [dx, dy] = offset(gx, gy); gx = lon - dx; gy = lat - dy; }
+  text = `CGCS2000 ${gx.toFixed(6)}, ${gy.toFixed(6)}  ·  GCJ-02 ${lon.toFixed(6)}, ${lat.toFixed(6)}`;
+} else {
+  text = `CGCS2000 ${lon.toFixed(6)}, ${lat.toFixed(6)}`;
+}
+label.text = text;
+"""
+CURSOR_LABEL = "gg-cursor"  # the readout's Bokeh model name (tests and pages can find it by it)
+
 
 _TO_MERCATOR = Transformer.from_crs("EPSG:4490", DRAW_CRS, always_xy=True)
 _TO_LONLAT = Transformer.from_crs(DRAW_CRS, "EPSG:4490", always_xy=True)
@@ -121,6 +156,18 @@ def _scale_bar(latitude: float) -> ScaleBar:
         range="auto", unit="merc", dimensional=dimensional, location="bottom_left",
         bar_length=0.18, background_fill_alpha=0.8, label_text_font_size="12px",
     )
+
+
+def _share_ranges(plot, element) -> None:
+    """Point the plot's range handles at the data ranges :meth:`TerritoryMap._frame` put on the figure.
+
+    HoloViews' range streams (``RangeXY``, which per-viewport layers depend on) read the viewport from
+    ``plot.handles["x_range"]`` whenever it is not the figure's own range: left on the replaced ranges
+    they would report the first extent (or nothing) forever, however the user pans."""
+    figure = plot.state
+    for sub in [plot, *getattr(plot, "subplots", {}).values()]:
+        if hasattr(sub, "handles"):
+            sub.handles["x_range"], sub.handles["y_range"] = figure.x_range, figure.y_range
 
 
 class TerritoryMap(pn.viewable.Viewer):
@@ -172,7 +219,11 @@ class TerritoryMap(pn.viewable.Viewer):
                          sizing_mode="stretch_width")
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(self.pane, self._zoom_request, sizing_mode="stretch_both", margin=0)
+        notice = []
+        if self.basemap.notice:  # e.g. Tianditu chosen without a key: say so, and draw offline
+            notice = [pn.pane.Alert(self.basemap.notice, alert_type="warning", margin=(0, 0, 5, 0),
+                                    css_classes=["gg-basemap-notice"], sizing_mode="stretch_width")]
+        return pn.Column(*notice, self.pane, self._zoom_request, sizing_mode="stretch_both", margin=0)
 
     # ------------------------------------------------------------------ frames
     @property
@@ -253,6 +304,13 @@ class TerritoryMap(pn.viewable.Viewer):
         figure.aspect_scale = 1
         figure.add_layout(_scale_bar(self._centre_latitude()))
         figure.toolbar.logo = None
+        # Just above the scale bar, where the eye already looks for measures.
+        cursor = Label(name=CURSOR_LABEL, text="", x=8, y=46, x_units="screen", y_units="screen",
+                       text_font_size="11px", background_fill_color="white", background_fill_alpha=0.8,
+                       text_color="#333333")
+        figure.add_layout(cursor)
+        figure.js_on_event(MouseMove, CustomJS(args={"label": cursor, "gcj02": self.basemap.frame == "gcj02"},
+                                               code=_CURSOR_JS))
 
     def _remember(self, level: str):
         """A HoloViews hook keeping the layer's renderer and hover tool, to switch them later."""
@@ -293,7 +351,7 @@ class TerritoryMap(pn.viewable.Viewer):
         for dynamic in (o for o in self._overlays if isinstance(o, hv.DynamicMap)):
             overlay = overlay * dynamic
         overlay = overlay.opts(
-            data_aspect=1, responsive=True, xaxis=None, yaxis=None,
+            hooks=[_share_ranges], data_aspect=1, responsive=True, xaxis=None, yaxis=None,
             bgcolor=GROUND, show_legend=False, active_tools=["pan", "wheel_zoom"],
             default_tools=["pan", "wheel_zoom", "reset"], toolbar="above",
         )

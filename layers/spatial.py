@@ -16,6 +16,7 @@ their building; compounds when their boundary intersects; events at their report
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
@@ -405,6 +406,71 @@ def _special(conn, params, categories):
 _AREA_LAYER_QUERIES = {"house": _houses, "compound": _compounds, "event": _events, "special": _special}
 
 
+# Column headers of the exported tables (the rows' keys, as the area queries name them).
+EXPORT_LABELS = {
+    "id": "编号", "name": "名称", "sex": "性别", "birth_date": "出生日期", "id_number": "身份证号",
+    "phone": "联系电话", "residency": "人口类型", "house_id": "房屋编号", "room_no": "房号",
+    "building_name": "楼栋", "people": "人数", "unit_no": "单元", "floor": "楼层", "owner_name": "产权人",
+    "is_rented": "是否出租", "address": "地址", "number": "事件编号", "title": "标题", "type": "类型",
+    "status": "状态", "reported_at": "上报时间", "category": "类别",
+}
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.isoformat(sep=" ", timespec="seconds")  # Excel cannot hold a time zone
+    return value
+
+
+def export_area(
+    conn: Connection,
+    area: BaseGeometry,
+    layer: str,
+    fmt: str,
+    *,
+    buffer_m: float = 0.0,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+    special_categories: Sequence[str] = (),
+):
+    """The features of one ``layer`` inside ``area`` as a file (csv with BOM, xlsx or geojson) — the
+    table the workbench shows, masked the same way, up to ``MAX_ROWS`` — written to the access log as
+    an ``export`` (format, layer, area, rows) like the registries' exports, whose writers it uses.
+
+    Returns a :class:`layers.registry_export.Export`. GeoJSON features carry no geometry of their own
+    (a person is drawn at a building); the collection carries the queried area as ``query_area``."""
+    from types import SimpleNamespace
+
+    from layers import registry_export
+
+    if fmt not in ("csv", "xlsx", "geojson"):
+        raise SpatialError(f"不支持的导出格式 {fmt}，可选 csv、xlsx、geojson")
+    if layer not in AREA_LAYERS:
+        raise SpatialError(f"未知图层 {layer!r}，可选：{'、'.join(AREA_LAYERS)}")
+    result = area_query(conn, area, [layer], buffer_m=buffer_m, since=since, until=until,
+                        special_categories=special_categories, limit=MAX_ROWS)
+    rows = result.rows.get(layer, [])
+    keys = list(rows[0]) if rows else []
+    if fmt == "geojson":
+        features = [{"type": "Feature", "geometry": None, "properties": row} for row in rows]
+        document = {"type": "FeatureCollection", "name": layer, "features": features,
+                    "query_area": shapely.geometry.mapping(area), "buffer_m": buffer_m,
+                    "count": result.counts[layer]}
+        content = json.dumps(document, ensure_ascii=False, default=str).encode("utf-8")
+    else:
+        header = [EXPORT_LABELS.get(key, key) for key in keys]
+        table = [[_cell(v) for v in row.values()] for row in rows]
+        # The registry writers name the sheet after a registry's Chinese name; a layer has one too.
+        content = (registry_export._csv(header, table) if fmt == "csv" else
+                   registry_export._xlsx(SimpleNamespace(zh=f"范围分析-{AREA_LAYERS[layer]}"), header, table))
+    audit.record(conn, "export", target_table="spatial_query",
+                 detail={"format": fmt, "layer": layer, "rows": len(rows), "area_m2": round(result.area_m2),
+                         "since": since, "until": until})
+    return registry_export.Export(content, f"area_{layer}.{fmt}", registry_export.FORMATS[fmt], len(rows))
+
+
 def feature_geometry(conn: Connection, layer: str, feature_id: int) -> BaseGeometry | None:
     """The geometry of a feature to buffer (a school, a building, a compound, an event)."""
     column = {"building": "footprint", "compound": "boundary", "event": "location", "school": "location",
@@ -484,6 +550,71 @@ def special_points(conn: Connection, category: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["x", "y", "n"]).astype("float64")
 
 
+def _envelope(bbox_3857: tuple[float, float, float, float]) -> dict[str, float]:
+    x0, y0, x1, y1 = (float(v) for v in bbox_3857)
+    return dict(x0=x0, y0=y0, x1=x1, y1=y1)
+
+
+_IN_VIEW = "ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 3857), 4490)"
+
+
+def events_in_view(conn: Connection, bbox_3857: tuple[float, float, float, float],
+                   cap: int = 3000) -> pd.DataFrame:
+    """Events (not cancelled) inside a Web Mercator viewport, at most ``cap``, newest first: ``x, y``
+    (EPSG:3857), ``number, title, status`` — the event layer's vectors at high zoom."""
+    rows = conn.execute(text(f"""
+        SELECT ST_X(p) AS x, ST_Y(p) AS y, number, title, status FROM (
+            SELECT ST_Transform(e.location, 3857) AS p, e.number, e.title, e.status, e.reported_at
+              FROM event e
+             WHERE e.location && {_IN_VIEW} AND e.status <> 'cancelled'
+             ORDER BY e.reported_at DESC LIMIT :cap) q"""), {**_envelope(bbox_3857), "cap": int(cap)}).all()
+    return pd.DataFrame(rows, columns=["x", "y", "number", "title", "status"]).astype({"x": "float64",
+                                                                                        "y": "float64"})
+
+
+def special_clusters(conn: Connection, category: str,
+                     bbox_3857: tuple[float, float, float, float] | None = None) -> pd.DataFrame:
+    """One special-population category counted per grid, at a point inside each grid: ``x, y``
+    (EPSG:3857), ``n`` people, ``name`` of the grid — the layer at low zoom, which shows where and how
+    many, never who. ``bbox_3857`` keeps the grids whose boundary meets the viewport."""
+    check_categories([category])
+    params: dict[str, Any] = {}
+    where = "true"
+    if bbox_3857 is not None:
+        where = f"g.boundary && {_IN_VIEW}"
+        params.update(_envelope(bbox_3857))
+    rows = conn.execute(text(f"""
+        SELECT ST_X(p) AS x, ST_Y(p) AS y, n, name FROM (
+            SELECT ST_Transform(ST_PointOnSurface(g.boundary), 3857) AS p, g.name,
+                   count(DISTINCT s.person_id) AS n
+              FROM {category} s JOIN residence r ON r.person_id = s.person_id AND r.until IS NULL
+              JOIN house h ON h.id = r.house_id JOIN building b ON b.id = h.building_id
+              JOIN territory_unit g ON g.id = b.grid_id
+             WHERE s.deleted_at IS NULL AND {where} GROUP BY g.id) q"""), params).all()
+    return pd.DataFrame(rows, columns=["x", "y", "n", "name"]).astype({"x": "float64", "y": "float64",
+                                                                      "n": "float64"})
+
+
+def special_people_points(conn: Connection, category: str, bbox_3857: tuple[float, float, float, float],
+                          cap: int = 3000) -> pd.DataFrame:
+    """One special-population category as one point a person, at their building (spread on a small
+    ring, a few metres, so that people of one building can be told apart — never at their flat):
+    ``x, y`` (EPSG:3857), ``n`` (1), ``name`` of the building. At most ``cap`` points."""
+    check_categories([category])
+    rows = conn.execute(text(f"""
+        SELECT ST_X(c) + 6 * cos(k * 2.399963) * sqrt(k) AS x, ST_Y(c) + 6 * sin(k * 2.399963) * sqrt(k) AS y,
+               1 AS n, name FROM (
+            SELECT ST_Transform(ST_Centroid(b.footprint), 3857) AS c, b.name,
+                   row_number() OVER (PARTITION BY b.id ORDER BY s.person_id) - 1 AS k
+              FROM (SELECT DISTINCT person_id FROM {category} WHERE deleted_at IS NULL) s
+              JOIN residence r ON r.person_id = s.person_id AND r.until IS NULL
+              JOIN house h ON h.id = r.house_id JOIN building b ON b.id = h.building_id
+             WHERE b.footprint && {_IN_VIEW} LIMIT :cap) q"""),
+        {**_envelope(bbox_3857), "cap": int(cap)}).all()
+    return pd.DataFrame(rows, columns=["x", "y", "n", "name"]).astype({"x": "float64", "y": "float64",
+                                                                      "n": "float64"})
+
+
 def buildings_in_view(conn: Connection, bbox_3857: tuple[float, float, float, float],
                       cap: int = 3000) -> gpd.GeoDataFrame:
     """Building footprints inside a Web Mercator viewport (EPSG:3857), at most ``cap``, with their
@@ -522,17 +653,23 @@ class Basemap:
     url: str | None = None
     frame: str = "cgcs2000"
     label: str = "无底图（离线）"
+    notice: str | None = None  # why the settings' choice is not what is drawn, for the user
+
+
+TIANDITU_NO_KEY = "未配置天地图密钥，已使用离线底图"
 
 
 def basemap_for(settings) -> Basemap:
     """The basemap the settings choose: ``basemap`` (tianditu/gaode/osm, opt-in), else ``tile_url``, else
-    the local tile folder, else none (offline)."""
+    the local tile folder, else none (offline). Tianditu without a key falls back to the offline choice
+    with a notice to show: a missing key must not take the map down."""
     choice = getattr(settings, "basemap", None) or "none"
+    if choice == "tianditu" and not settings.tianditu_key:
+        fallback = basemap_for(settings.model_copy(update={"basemap": "none"}))
+        return dataclasses.replace(fallback, notice=TIANDITU_NO_KEY)
     if choice in BASEMAPS:
         label, template, frame = BASEMAPS[choice]
         if choice == "tianditu":
-            if not settings.tianditu_key:
-                raise SpatialError("天地图底图需要密钥：请设置 GRIDGOV_TIANDITU_KEY (Tianditu needs a key)")
             template = template.replace("{key}", settings.tianditu_key)
         return Basemap(template, frame, label)
     if settings.tile_url:

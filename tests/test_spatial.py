@@ -4,6 +4,8 @@ Gaode basemap's GCJ-02 shift."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import geopandas as gpd
 import pytest
 import shapely
@@ -18,7 +20,16 @@ from gis.security.scope import scoped_connection
 from gis.security.sessions import login, resolve
 from layers import housing_grid, spatial
 from layers.events.position import from_wgs84_to_gcj02
-from tests.ui.explorer_data import ANALYST, COMPOUND, EVENT_AT, GRID2, GRID_WORKER, RESIDENTS, insert_places
+from tests.ui.explorer_data import (
+    ANALYST,
+    COMPOUND,
+    EVENT_AT,
+    FOOTPRINTS,
+    GRID2,
+    GRID_WORKER,
+    RESIDENTS,
+    insert_places,
+)
 from tests.ui.support import VIEWER, insert_territory
 
 
@@ -256,6 +267,13 @@ def test_api_query_drill_housing_and_members(world):
         hit = client.get("/api/v1/spatial/building-at", headers=headers,
                          params={"lon": 118.7464, "lat": 32.0812}).json()
         assert hit["name"] == "2幢"
+        exported = client.post("/api/v1/spatial/export.csv", headers=headers, params={"layer": "person"},
+                               json={"geometry": area})
+        assert exported.status_code == 200 and exported.content.startswith(b"\xef\xbb\xbf")
+        assert len(exported.content.decode("utf-8-sig").strip().splitlines()) == 1 + 5
+        assert "320106198001010013" not in exported.text
+        refused = client.post("/api/v1/spatial/export.pdf", headers=headers, json={"geometry": area})
+        assert 400 <= refused.status_code < 500
         client.cookies.clear()  # the login set the session cookie too
         assert client.get("/api/v1/spatial/drill").status_code == 401
 
@@ -276,8 +294,10 @@ def test_gaode_basemap_shifts_overlays_into_gcj02(world):
     gaode = spatial.basemap_for(settings.model_copy(update={"basemap": "gaode"}))
     assert gaode.frame == "gcj02" and "autonavi" in gaode.url
     assert spatial.basemap_for(settings).url is None  # offline by default
-    with pytest.raises(spatial.SpatialError, match="密钥"):
-        spatial.basemap_for(settings.model_copy(update={"basemap": "tianditu"}))
+    tianditu = spatial.basemap_for(settings.model_copy(update={"basemap": "tianditu"}))
+    assert tianditu.url is None and tianditu.notice == "未配置天地图密钥，已使用离线底图"
+    keyed = spatial.basemap_for(settings.model_copy(update={"basemap": "tianditu", "tianditu_key": "k1"}))
+    assert keyed.url.endswith("tk=k1") and keyed.notice is None
     with scoped_connection(settings, users[VIEWER[0]]) as conn:
         from layers import territory
 
@@ -295,3 +315,166 @@ def test_gaode_basemap_shifts_overlays_into_gcj02(world):
     # a click on the shifted map is read back in CGCS2000
     lon, lat = shifted.to_lonlat(expected.x, expected.y)
     assert abs(lon - corner[0]) < 1e-6 and abs(lat - corner[1]) < 1e-6
+
+
+# ---------------------------------------------------------------- workbench: time window and export
+
+def test_the_event_time_window_counts_like_sql(world):
+    """Three events in grid 3 reported a month apart: the window [since, until] (whole days, until
+    inclusive) counts what SQL counts, and no window counts them all."""
+    settings, users = world
+    grid3 = "320106.320106002.320106002002.320106002002001"
+    with db.owner_engine(settings).begin() as conn:
+        for day in ("2025-01-10", "2025-02-10", "2025-03-10"):
+            conn.execute(text(
+                "INSERT INTO event (number, title, type, source, location, grid_id, status, unit_path,"
+                " unit_level, step_started_at, reported_at, org_path, district_code)"
+                " SELECT '3201062025' || to_char(CAST(:d AS date), 'MMDD') || '0001', '乱堆物料',"
+                " '0101', '01',"
+                " ST_SetSRID(ST_MakePoint(118.757, 32.085), 4490), id, 'reported', path, 'grid',"
+                " CAST(:d AS timestamptz), CAST(:d AS timestamptz) + interval '9 hours', path, '320106'"
+                " FROM territory_unit WHERE path = CAST(:p AS ltree)"), {"d": day, "p": grid3})
+    area = box(118.756, 32.084, 118.758, 32.086)
+    windows = [(None, None), (dt.date(2025, 2, 1), None), (None, dt.date(2025, 2, 10)),
+               (dt.date(2025, 2, 10), dt.date(2025, 2, 10)), (dt.date(2025, 3, 11), None)]
+    for since, until in windows:
+        with scoped_connection(settings, users[VIEWER[0]]) as conn:
+            counted = spatial.area_query(conn, area, ["event"], since=since, until=until).counts["event"]
+        expected = owner_scalar(
+            settings, "SELECT count(*) FROM event WHERE ST_Within(location, ST_GeomFromText(:w, 4490)) "
+            "AND (CAST(:s AS date) IS NULL OR reported_at::date >= :s) "
+            "AND (CAST(:u AS date) IS NULL OR reported_at::date <= :u)", w=area.wkt, s=since, u=until)
+        assert counted == expected, (since, until)
+    with scoped_connection(settings, users[VIEWER[0]]) as conn:
+        assert spatial.area_query(conn, area, ["event"], since=dt.date(2025, 2, 1),
+                                  until=dt.date(2025, 2, 28)).counts["event"] == 1
+
+
+def test_area_export_reads_back_as_the_table_masked_and_logged(world):
+    import csv
+    import io
+    import json
+
+    from openpyxl import load_workbook
+
+    settings, users = world
+    area = box(118.7455, 32.0805, 118.7485, 32.0822)
+    with scoped_connection(settings, users[VIEWER[0]]) as conn:
+        table = spatial.area_query(conn, area, ["person"], limit=spatial.MAX_ROWS).rows["person"]
+        exports = {fmt: spatial.export_area(conn, area, "person", fmt) for fmt in ("csv", "xlsx", "geojson")}
+    assert len(table) == 5
+    header = [spatial.EXPORT_LABELS.get(k, k) for k in table[0]]
+    expected = [[("" if v is None else str(v)) for v in row.values()] for row in table]
+
+    raw = exports["csv"].content
+    assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel opens the Chinese right
+    lines = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert lines[0] == header and lines[1:] == expected
+    sheet = load_workbook(io.BytesIO(exports["xlsx"].content)).active
+    cells = [[("" if c is None else str(c)) for c in row] for row in sheet.iter_rows(values_only=True)]
+    assert cells[0] == header
+    assert [[c.split(" ")[0] if i == header.index("出生日期") else c for i, c in enumerate(r)]
+            for r in cells[1:]] == expected
+    document = json.loads(exports["geojson"].content)
+    assert [f["properties"] for f in document["features"]] == json.loads(json.dumps(table, default=str))
+    assert document["count"] == 5
+
+    content = b"".join(e.content for e in exports.values()).decode("utf-8", "replace")
+    for _, id_number, phone, *_ in RESIDENTS:
+        assert id_number not in content and phone not in content  # masked, like the table
+    with db.owner_engine(settings).connect() as conn:
+        logged = conn.execute(text(
+            "SELECT detail->>'format', (detail->>'rows')::int FROM access_log WHERE action = 'export' "
+            "AND target_table = 'spatial_query' ORDER BY id")).all()
+    assert [tuple(r) for r in logged[-3:]] == [("csv", 5), ("xlsx", 5), ("geojson", 5)]
+    with scoped_connection(settings, users[VIEWER[0]]) as conn, pytest.raises(spatial.SpatialError):
+        spatial.export_area(conn, area, "person", "pdf")
+
+
+# ---------------------------------------------------------------- special populations on the map
+
+def test_special_population_clusters_per_grid_and_points_per_person(world):
+    settings, users = world
+    district = tuple(gpd.GeoSeries([box(118.74, 32.07, 118.76, 32.09)], crs=4490).to_crs(3857).total_bounds)
+    with scoped_connection(settings, users[VIEWER[0]]) as conn:
+        clusters = spatial.special_clusters(conn, "drug_user", district)
+        points = spatial.special_people_points(conn, "drug_user", district)
+    expected = owner_scalar(settings,
+                            "SELECT count(DISTINCT person_id) FROM drug_user WHERE deleted_at IS NULL")
+    assert list(clusters.name) == ["仙霞路社区第二网格"] and clusters.n.sum() == expected == 1
+    assert len(points) == expected and list(points.name) == ["2幢"]
+    # the point is at 2幢 (a few metres from its centre), not at the flat
+    x, y = gpd.GeoSeries(gpd.points_from_xy(points.x, points.y), crs=3857).to_crs(4490).iloc[0].coords[0]
+    bx0, by0, bx1, by1 = FOOTPRINTS["2幢"]
+    assert abs(x - (bx0 + bx1) / 2) < 1e-4 and abs(y - (by0 + by1) / 2) < 1e-4
+    with pytest.raises(ValueError):
+        spatial.special_clusters(None, "not_a_category; DROP TABLE person")
+
+
+def test_the_explorer_clusters_when_zoomed_out_and_gates_by_permission(world):
+    import holoviews as hv
+
+    from dashboards.explorer import Explorer
+    from layers import territory
+
+    hv.extension("bokeh", logo=False)
+    settings, users = world
+
+    def explorer_for(username: str) -> Explorer:
+        user = users[username]
+        with scoped_connection(settings, user) as conn:
+            top = territory.unit_at_path(conn, user.scope)
+            units = territory.territory_units(conn, within_path=user.scope)
+        return Explorer(user, lambda: scoped_connection(settings, user),
+                        spatial.Node(top.level, top.path, top.name), units, spatial.Basemap())
+
+    commander = explorer_for(VIEWER[0])
+    wide = commander.viewport(None)  # the territory's extent, before the browser reports a view
+    wide = (wide[0] - 2000, wide[1] - 2000, wide[2] + 2000, wide[3] + 2000)
+    frame, clustered = commander._special_frame(wide, "drug_user")
+    assert clustered and list(frame.n) == [1.0] and list(frame.name) == ["仙霞路社区第二网格"]
+    bx0, by0, bx1, _ = FOOTPRINTS["2幢"]
+    cx, cy = gpd.GeoSeries([shapely.Point((bx0 + bx1) / 2, by0)], crs=4490).to_crs(3857).iloc[0].coords[0]
+    near = (cx - 300, cy - 300, cx + 300, cy + 300)
+    frame, clustered = commander._special_frame(near, "drug_user")
+    assert not clustered and list(frame.name) == ["2幢"]
+    labels = commander._special_counts(wide, "drug_user")
+    assert list(labels.data["text"]) == ["1"]
+    assert len(commander._special_counts(near, "drug_user").data) == 0  # individual points: no counts
+
+    worker = explorer_for(GRID_WORKER[0])  # no special:drug_user
+    for view in (wide, near):
+        frame, _ = worker._special_frame(view, "drug_user")
+        assert frame.empty
+    frame, _ = worker._special_frame(wide, "released_prisoner")
+    assert frame.n.sum() == 1
+
+
+def test_the_workbench_passes_its_time_window_to_the_query(world):
+    import holoviews as hv
+
+    from dashboards.explorer import Explorer
+    from layers import territory
+
+    hv.extension("bokeh", logo=False)
+    settings, users = world
+    user = users[VIEWER[0]]
+    with scoped_connection(settings, user) as conn:
+        top = territory.unit_at_path(conn, user.scope)
+        units = territory.territory_units(conn, within_path=user.scope)
+    explorer = Explorer(user, lambda: scoped_connection(settings, user),
+                        spatial.Node(top.level, top.path, top.name), units, spatial.Basemap())
+    explorer._circle_centre, explorer.radius.value = EVENT_AT, 300
+    explorer.area_layers.value = ["event"]
+    reported = owner_scalar(settings, "SELECT reported_at::date FROM event WHERE title = '占道经营'")
+    counts = {}
+    for since, until in [(None, None), (reported, reported), (reported + dt.timedelta(days=1), None),
+                         (None, reported - dt.timedelta(days=1))]:
+        explorer.since.value, explorer.until.value = since, until
+        explorer._query_area()
+        counts[(since, until)] = explorer.area_counts.object
+    assert [("| 事件 | 1 |" in shown) for shown in counts.values()] == [True, True, False, False]
+    assert all("| 事件 | 0 |" in shown for shown in list(counts.values())[2:])
+    explorer.since.value, explorer.until.value = reported, reported - dt.timedelta(days=1)
+    explorer._query_area()
+    assert "起始日期晚于截止日期" in explorer.area_counts.object

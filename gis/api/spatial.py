@@ -128,6 +128,29 @@ def router(settings: Settings) -> APIRouter:
         return AreaAnswer(area_m2=result.area_m2, counts=result.counts, breakdown=result.breakdown,
                           rows=_jsonable(result.rows))
 
+    files = {"content": {"text/csv": {}, "application/geo+json": {}}, "description": "文件（脱敏）"}
+
+    @routes.post("/export.{fmt}", response_class=Response, responses={**responses, 200: files})
+    def area_export(
+        fmt: Annotated[str, Path(pattern="^(csv|xlsx|geojson)$")],
+        body: AreaQuery,
+        user: User,
+        request: Request,
+        layer: Annotated[str, Query(pattern="^(" + "|".join(spatial.AREA_LAYERS) + ")$")] = "person",
+    ) -> Response:
+        """范围查询结果导出：某图层在范围内的明细（CSV 带 BOM、XLSX、GeoJSON；脱敏；记入访问日志）
+        (the features of one layer inside a geometry, as a file)."""
+        try:
+            area = spatial.area_from_geojson(body.geometry, body.buffer_m)
+            with scoped_connection(settings, user, client_addr(request)) as conn:
+                exported = spatial.export_area(conn, area, layer, fmt, buffer_m=body.buffer_m,
+                                               since=body.since, until=body.until,
+                                               special_categories=housing_grid.visible_categories(user))
+        except spatial.SpatialError as error:
+            raise _bad(error) from None
+        return Response(exported.content, media_type=exported.media_type, headers={
+            **NO_STORE, "Content-Disposition": f'attachment; filename="{exported.filename}"'})
+
     @routes.get("/drill", response_model=DrillAnswer, responses=not_found)
     def drill(
         user: User,

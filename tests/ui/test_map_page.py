@@ -118,3 +118,70 @@ def test_local_tiles_come_from_this_server(territory_db, browser, tmp_path):
             context.close()
     assert tiles and all(status == 200 and url.startswith(base_url + "/tiles/") for status, url in tiles)
     assert log.blocked == [] and log.console_errors == [] and log.failed_responses == []
+
+
+_CURSOR_TEXT = """() => { for (const doc of Bokeh.documents) {
+  const label = doc.get_model_by_name("gg-cursor"); if (label) return label.text } return null }"""
+
+
+def _lonlat(text: str, frame: str = "CGCS2000") -> tuple[float, float]:
+    after = text.split(frame, 1)[1].split("·")[0]
+    lon, lat = (float(v) for v in after.split(","))
+    return lon, lat
+
+
+def test_cursor_coordinates_follow_the_mouse(map_server, page, browser_log: BrowserLog):
+    """The readout names the lon/lat (CGCS2000) under the cursor: moving right and up grows both."""
+    box = load_map(page, map_server)
+    x, y = centre_of(box)
+    page.mouse.move(x, y)
+    page.wait_for_function(f"() => ({_CURSOR_TEXT})()", timeout=10_000)
+    first = page.evaluate(_CURSOR_TEXT)
+    lon, lat = _lonlat(first)
+    # the centre of the view is the district's centre (118.75, 32.08), give or take the padding
+    assert 118.74 < lon < 118.76 and 32.07 < lat < 32.09, first
+    assert "GCJ-02" not in first  # no Gaode basemap: one frame only
+    page.mouse.move(x + 100, y - 60)
+    page.wait_for_function(f"() => ({_CURSOR_TEXT})() !== {first!r}", timeout=10_000)
+    lon2, lat2 = _lonlat(page.evaluate(_CURSOR_TEXT))
+    assert lon2 > lon and lat2 > lat
+    assert browser_log.console_errors == [] and browser_log.blocked == []
+
+
+def test_cursor_reads_both_frames_over_gaode(territory_db, browser):
+    """Over a Gaode basemap the readout gives GCJ-02 (what is drawn) and CGCS2000 (what is stored), a few
+    hundred metres apart, as the published transform says. The tiles themselves are blocked offline."""
+    from gis.crs import from_wgs84_to_gcj02
+
+    log = BrowserLog()
+    with running_server(territory_db.model_copy(update={"basemap": "gaode"})) as base_url:
+        context, page = open_page(browser, log)
+        try:
+            x, y = centre_of(load_map(page, base_url))
+            page.mouse.move(x, y)
+            page.wait_for_function(f"() => ({_CURSOR_TEXT})()", timeout=10_000)
+            text = page.evaluate(_CURSOR_TEXT)
+        finally:
+            context.close()
+    lon, lat = _lonlat(text)
+    glon, glat = _lonlat(text, "GCJ-02")
+    elon, elat = from_wgs84_to_gcj02(lon, lat)
+    assert abs(glon - elon) < 2e-6 and abs(glat - elat) < 2e-6, text
+    # the only errors are the Gaode tiles this offline test refuses
+    assert all("autonavi.com" in url for url in log.blocked)
+    assert all(error.startswith("Failed to load resource") for error in log.console_errors)
+
+
+def test_tianditu_without_a_key_falls_back_offline_with_a_notice(territory_db, browser):
+    log = BrowserLog()
+    settings = territory_db.model_copy(update={"basemap": "tianditu", "tianditu_key": None})
+    with running_server(settings) as base_url:
+        context, page = open_page(browser, log)
+        try:
+            load_map(page, base_url)
+            expect(page.locator(".gg-basemap-notice")).to_contain_text("未配置天地图密钥，已使用离线底图")
+            assert page.locator(".bk-Canvas canvas").count() >= 1
+            page.screenshot(path="/tmp/gridgov_map_tianditu_no_key.png")
+        finally:
+            context.close()
+    assert log.blocked == [] and log.console_errors == [] and log.failed_responses == []
