@@ -91,8 +91,8 @@ class Explorer(param.Parameterized):
             streams=[self.mark_stream])
         # The viewport, for every per-viewport layer: the browser reports it through a range stream on a
         # layer of its own, and the layers are redrawn (:meth:`redraw_viewport_layers`) through pipes,
-        # which the session pushes at once. (Layers driven by the range or param streams themselves were
-        # redrawn on the server but reached the browser only with its next message: one view late.)
+        # under the document lock: sent from inside pn.io.unlocked() on Panel-on-FastAPI, the patches
+        # reached the browser only with its next message (one view late, until the mouse moved).
         self.range_stream = hv.streams.RangeXY()
         self.range_stream.add_subscriber(self._viewport_moved)
         viewport_probe = hv.DynamicMap(lambda x_range, y_range: hv.Points([]), streams=[self.range_stream])
@@ -420,9 +420,8 @@ class Explorer(param.Parameterized):
     @param.depends("view", "big_layer", "special_layer", watch=True)
     def redraw_viewport_layers(self) -> None:
         drawn = {name: draw(self.view, None) for name, draw in self._viewport_layers().items()}
-        with pn.io.unlocked():
-            for name, element in drawn.items():
-                self._viewport_pipes[name].send(element)
+        for name, element in drawn.items():
+            self._viewport_pipes[name].send(element)
 
     def viewport(self, view: tuple[float, float, float, float] | None = None,
                  ) -> tuple[float, float, float, float] | None:

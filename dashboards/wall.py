@@ -39,7 +39,7 @@ from dashboards import theme
 from dashboards.map import TerritoryMap
 from gis.security.scope import scoped_connection
 from gis.settings import Settings
-from layers import command, heatmap, patrol, territory
+from layers import cameras, command, heatmap, patrol, territory, visits
 from layers.events.calendar import BEIJING
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ SLOW_SECONDS = 15.0    # events, charts, heat maps: "within 30 s"
 HEAT_WIDTH = 480
 SHARED_PERIODS = ("today", "7d", "30d")
 TOAST_SECONDS = 30
+KPI_LABELS = {**command.KPI_LABELS, "overdue_visits": "逾期走访"}
 _EARTH = 6378137.0
 
 BACKGROUND = "#0b1426"
@@ -87,10 +88,32 @@ class WallSnapshot:
 
 @dataclass(frozen=True)
 class FeedReader:
-    """Whom the feed reads as: the scope of the screens it feeds (row-level security applies)."""
+    """Whom the feed reads as. Everything that decides what a screen may see is here, and the feeds are
+    keyed by it (:func:`visibility_key`): the scope (row-level security on every table), the department
+    (row-level security lets a department's officers see the events dispatched to it, whatever their
+    scope) and the special-population categories whose overdue visits are counted. ``id`` is a user with
+    exactly that visibility (the screen that opened the feed): the database reads the department
+    through it. Notices addressed to one person are not read through it (see :meth:`WallFeed._notices`).
+    """
 
-    id: int
+    id: int | None
     scope_path: str
+    department: str | None = None
+    permissions: frozenset[str] = frozenset()
+
+    def has(self, permission: str) -> bool:
+        """What :func:`layers.visits.categories_for` asks: only the visibility the feed is keyed by."""
+        return permission in self.permissions
+
+    @classmethod
+    def of(cls, user: Any) -> FeedReader:
+        granted = frozenset(p for r in visits.categories_for(user)
+                            for p in (f"special:{r.special}", r.permission("read")))
+        return cls(user.id, str(user.scope), getattr(user, "department", None) or None, granted)
+
+    @property
+    def key(self) -> tuple[str, str, tuple[str, ...]]:
+        return (self.scope_path, self.department or "", tuple(sorted(self.permissions)))
 
 
 class WallFeed:
@@ -163,6 +186,11 @@ class WallFeed:
             new.kpis = command.kpis(conn, now=now)
             if full:
                 self._read_events(conn, new, now)
+                new.kpis["overdue_visits"] = len(visits.overdue_visits(conn, user=self.reader))
+            else:
+                new.kpis["overdue_visits"] = old.kpis.get("overdue_visits")
+        if full:
+            new.notices = self._notices()
         self.snapshot = new
         if full:
             self.refreshes += 1
@@ -178,12 +206,17 @@ class WallFeed:
         new.by_type = command.events_by_type(conn, today.start, today.end)
         month = heatmap.period("30d", now=now)
         new.ranking = command.closure_ranking(conn, self.reader.scope_path, month.start, month.end)
-        new.notices = command.recent_notices(conn)
         if self._bounds is None:
             self._bounds = heatmap.territory_bounds(conn, self.reader.scope_path)
         if self._bounds is not None:
             new.heat = {key: heat_raster(conn, heatmap.period(key, now=now), self._bounds)
                         for key in SHARED_PERIODS}
+
+    def _notices(self) -> list[dict[str, Any]]:
+        # Read as nobody in particular: row-level security also shows a user the notices addressed to
+        # them, which must not toast on the screens of everyone else sharing this feed.
+        with scoped_connection(self.settings, FeedReader(None, self.reader.scope_path)) as conn:
+            return command.recent_notices(conn)
 
     def _run(self) -> None:
         last_full = 0.0
@@ -218,7 +251,7 @@ def _with_xy(rows: list[dict]) -> list[dict]:
     return [r for r in rows if "x" in r]
 
 
-_FEEDS: dict[tuple[str, str], WallFeed] = {}
+_FEEDS: dict[tuple, WallFeed] = {}
 _FEEDS_LOCK = threading.Lock()
 
 
@@ -232,12 +265,14 @@ def stop_feeds() -> None:
 
 
 def feed_for(settings: Settings, user: Any) -> WallFeed:
-    """The one feed of ``user``'s scope (made on first use)."""
-    key = (settings.pg_database + "@" + str(settings.pg_port), str(user.scope))
+    """The one feed of everything ``user`` may see (scope, department, categories; made on first use).
+    Screens of users who see the same share it; a department officer in a commander's scope does not
+    get the commander's view, nor the commander the department's."""
+    reader = FeedReader.of(user)
+    key = (settings.pg_database + "@" + str(settings.pg_port), *reader.key)
     with _FEEDS_LOCK:
         if key not in _FEEDS:
-            _FEEDS[key] = WallFeed(settings, FeedReader(user.id, str(user.scope)), fast=FAST_SECONDS,
-                                   slow=SLOW_SECONDS)
+            _FEEDS[key] = WallFeed(settings, reader, fast=FAST_SECONDS, slow=SLOW_SECONDS)
         return _FEEDS[key]
 
 
@@ -249,7 +284,7 @@ body {{ background: {BACKGROUND}; }}
 """
 _TILE_CSS = f"""
 :host {{ display: block; }}
-.gg-tiles {{ display: grid; grid-template-columns: repeat(6, 1fr); gap: 0.6vw; }}
+.gg-tiles {{ display: grid; grid-template-columns: repeat(7, 1fr); gap: 0.6vw; }}
 .gg-tile {{ background: {PANEL_BG}; border: 1px solid #1f3b63; border-radius: 6px; padding: 0.6vw 0.8vw;
         color: {TEXT}; font-family: "Noto Sans CJK SC", "Microsoft YaHei", sans-serif; }}
 .gg-tile .gg-label {{ font-size: clamp(12px, 0.8vw, 32px); color: #9fb3d1; }}
@@ -306,6 +341,26 @@ class WallScreen:
         self.applied = 0
         self._sources: dict[str, list[ColumnDataSource]] = {"heat": [], "events": [], "workers": []}
         self._custom_heat: HeatRaster | None = None
+        # Cameras hardly change: read once when the screen opens, not on every refresh.
+        self.cameras = _with_xy(cameras.all_cameras(conn))
+        self.fov_range = cameras.fov_range(settings)
+        self.camera_card = pn.pane.HTML("", stylesheets=[_CAMERA_CSS], sizing_mode="stretch_width",
+                                        css_classes=["gg-camera-card"], visible=False)
+        self.video_wall = pn.pane.HTML("", stylesheets=[_CAMERA_CSS], sizing_mode="stretch_width",
+                                       css_classes=["gg-video-wall"], visible=False)
+        self.close_video = pn.widgets.Button(label="关闭视频", visible=False,
+                                             css_classes=["gg-close-video"])
+        self.close_video.on_click(self._close_video)
+        self.event_pick = pn.widgets.Select(name="附近摄像头（选择事件）", options={"—": None},
+                                            sizing_mode="stretch_width", css_classes=["gg-event-pick"])
+        self.event_pick.param.watch(self._on_event_pick, "value")
+        self.nearby_pane = pn.pane.HTML("", stylesheets=[_LIST_CSS], sizing_mode="stretch_width",
+                                        css_classes=["gg-nearby"])
+        self.open_nearby = pn.widgets.Button(label="在视频墙打开附近摄像头", visible=False,
+                                             sizing_mode="stretch_width", css_classes=["gg-open-nearby"])
+        self.open_nearby.on_click(lambda event: self.show_video_wall(self.nearby))
+        self.nearby: list[dict[str, Any]] = []
+        self._camera_sources: list[ColumnDataSource] = []
         self.period = pn.widgets.RadioButtonGroup(
             name="时段", options={v: k for k, v in heatmap.PERIODS.items()}, value="today",
             color="primary", variant="outline")
@@ -334,12 +389,13 @@ class WallScreen:
     # -------------------------------------------------------------- layout
     def view(self) -> pn.template.BootstrapTemplate:
         name = self.top.name if self.top else ""
-        left = pn.Column(self.events_pane, self.workers_pane, width=380, sizing_mode="stretch_height")
-        right = pn.Column(pn.pane.Bokeh(self.type_chart, sizing_mode="stretch_width"),
+        left = pn.Column(self.events_pane, self.event_pick, self.nearby_pane, self.open_nearby,
+                         self.workers_pane, width=380, sizing_mode="stretch_height")
+        right = pn.Column(self.camera_card, pn.pane.Bokeh(self.type_chart, sizing_mode="stretch_width"),
                           pn.pane.Bokeh(self.rank_chart, sizing_mode="stretch_width"),
                           width=420, sizing_mode="stretch_height")
-        centre = pn.Column(pn.Row(self.period, self.custom_range, self.status), self.map,
-                           sizing_mode="stretch_both")
+        centre = pn.Column(pn.Row(self.period, self.custom_range, self.status, self.close_video), self.map,
+                           self.video_wall, sizing_mode="stretch_both")
         template = pn.template.BootstrapTemplate(
             title=f"{name} 综治指挥大屏", theme="dark", header_background="#081022", raw_css=[_CSS],
             main=[pn.Column(self.kpi_pane, pn.Row(left, centre, right, sizing_mode="stretch_both"),
@@ -365,7 +421,39 @@ class WallScreen:
                             ["x", "y"], ["name", "age", "color"]).opts(
             color="color", marker="triangle", size=13, line_color="#0b1426", hooks=[self._keep("workers")],
             tools=[HoverTool(tooltips=[("网格员", "@name"), ("定位", "@age")], description="网格员")])
-        return [heat, events, workers]
+        return [heat, *self._camera_overlays(), events, workers]
+
+    def _camera_overlays(self) -> list[hv.Element]:
+        """The wedges and the camera points (drawn once: there are no empty layers to fill later). A
+        click on a camera selects it (card), a box selects several (video wall); both arrive through
+        Bokeh's selection of the points, in the order of ``self.cameras``."""
+        if not self.cameras:
+            return []
+        wedges = []
+        for c in self.cameras:
+            ring = cameras.fov_wedge(c["lon"], c["lat"], c["heading"], c["view_angle"], self.fov_range)
+            if ring:
+                xs, ys = zip(*(mercator(lon, lat) for lon, lat in ring), strict=True)
+                wedges.append({"x": list(xs), "y": list(ys),
+                               "color": cameras.STATUS_COLORS.get(c["status"], "#94a3b8")})
+        layers: list[hv.Element] = []
+        if wedges:
+            layers.append(hv.Polygons(wedges, vdims=["color"]).opts(
+                color="color", fill_alpha=0.18, line_alpha=0.5, line_width=0.5, tools=[]))
+        listed = self.cameras
+        points = hv.Points({"x": [c["x"] for c in listed], "y": [c["y"] for c in listed],
+                            "name": [c["name"] for c in listed],
+                            "status_name": [c["status_name"] for c in listed],
+                            "color": [cameras.STATUS_COLORS.get(c["status"], "#94a3b8") for c in listed]},
+                           ["x", "y"], ["name", "status_name", "color"]).opts(
+            color="color", marker="square", size=9, line_color="#0b1426", nonselection_alpha=0.6,
+            selection_line_color="#ffffff", selection_line_width=2, hooks=[self._keep_camera_source],
+            tools=["tap", "box_select", HoverTool(tooltips=[("摄像头", "@name"), ("状态", "@status_name")],
+                                                  description="摄像头")])
+        self.camera_selection = hv.streams.Selection1D(source=points)
+        self.camera_selection.add_subscriber(self._on_camera_selection)
+        layers.append(points)
+        return layers
 
     def _keep(self, name: str):
         def hook(plot, element):
@@ -410,6 +498,7 @@ class WallScreen:
                                  "label": [f"{r['rate'] * 100:.0f}% ({r['closed']}/{r['events']})"
                                            for r in reversed(ranking)]}
         self._toast_new(snapshot)
+        self._event_options(snapshot)
         at = snapshot.at.astimezone(BEIJING).strftime("%H:%M:%S") if snapshot.at else ""
         self.status.object = f"更新于 {at}"
         self.applied += 1
@@ -444,6 +533,64 @@ class WallScreen:
         if getattr(self, "latest", None) is not None:
             self._draw_heat(self.latest)
 
+    # -------------------------------------------------------------- cameras
+    def _keep_camera_source(self, plot, element) -> None:
+        source = plot.handles.get("source")
+        if source is not None and source not in self._camera_sources:
+            self._camera_sources.append(source)
+
+    def _on_camera_selection(self, index: list[int]) -> None:
+        chosen = [self.cameras[i] for i in index or [] if 0 <= i < len(self.cameras)]
+        if len(chosen) == 1:
+            self.show_camera(chosen[0])
+        elif chosen:
+            self.show_video_wall(chosen)
+
+    def show_camera(self, camera: dict[str, Any]) -> None:
+        """The side card: the camera's details and its live view."""
+        self.camera_card.object = camera_card_html(camera)
+        self.camera_card.visible = self.close_video.visible = True
+
+    def show_video_wall(self, chosen: list[dict[str, Any]]) -> None:
+        """Several cameras in a grid: 2×2 up to four, 3×3 up to nine."""
+        if not chosen:
+            return
+        self.video_wall.object = video_wall_html(chosen)
+        self.video_wall.height = 520 if len(chosen) > 4 else 460
+        self.video_wall.visible = self.close_video.visible = True
+
+    def _close_video(self, event=None) -> None:
+        # Emptying the panes stops the streams (the <img>/<video> elements go with them).
+        self.camera_card.object = self.video_wall.object = ""
+        self.camera_card.visible = self.video_wall.visible = self.close_video.visible = False
+        for source in self._camera_sources:   # so that a click on the same camera opens it again
+            source.selected.indices = []
+
+    def _event_options(self, snapshot: WallSnapshot) -> None:
+        options = {"—": None}
+        chosen = self.event_pick.value
+        if chosen is not None:   # keep the chosen event listed when newer ones push it off the list
+            options.update({k: v for k, v in self.event_pick.options.items() if v == chosen})
+        for e in [*snapshot.recent, *snapshot.open_events]:
+            if e.get("lon") is not None:
+                options.setdefault(f"{e['title']}（{e.get('number') or e['id']}）", e["id"])
+        if list(options.values()) != list(self.event_pick.options.values()):
+            self.event_pick.options = options
+
+    def _on_event_pick(self, event) -> None:
+        self.nearby = []
+        if event.new is not None:
+            try:
+                with scoped_connection(self.settings, self.user) as conn:
+                    lon, lat = cameras.event_location(conn, event.new)
+                    self.nearby = cameras.nearest_cameras(conn, lon, lat, n=4)
+            except cameras.CameraError as error:
+                self.nearby_pane.object = f'<div class="gg-box">{html.escape(str(error))}</div>'
+                self.open_nearby.visible = False
+                return
+        self.nearby_pane.object = nearby_html(self.nearby) if event.new is not None else ""
+        self.open_nearby.visible = bool(self.nearby)
+
     def _toast_new(self, snapshot: WallSnapshot) -> None:
         now = time.monotonic()
         for event in sorted(snapshot.recent, key=lambda e: e["id"]):
@@ -464,10 +611,10 @@ class WallScreen:
     @staticmethod
     def _kpi_html(k: dict) -> str:
         tiles = []
-        for key, label in command.KPI_LABELS.items():
+        for key, label in KPI_LABELS.items():
             value = k.get(key)
             shown = _fmt_rate(value) if key == "closure_rate" else ("—" if value is None else f"{value:,}")
-            warn = " gg-warn" if key == "overdue" and value else ""
+            warn = " gg-warn" if key in ("overdue", "overdue_visits") and value else ""
             tiles.append(f'<div class="gg-tile{warn}" data-kpi="{key}"><div class="gg-label">{label}</div>'
                          f'<div class="gg-value">{shown}</div></div>')
         return f'<div class="gg-tiles">{"".join(tiles)}</div>'
@@ -498,6 +645,95 @@ class WallScreen:
         on_patrol = sum(p["on_patrol"] for p in positions)
         return (f'<div class="gg-box"><h3>网格员实时位置（{on_patrol} 人在岗）</h3>'
                 f'<div class="gg-rows">{"".join(rows) or "暂无"}</div></div>')
+
+
+_CAMERA_CSS = f"""
+:host {{ display: block; }}
+.gg-cam {{ background: {PANEL_BG}; border: 1px solid #1f3b63; border-radius: 6px; padding: 8px;
+        color: {TEXT}; font-family: "Noto Sans CJK SC", "Microsoft YaHei", sans-serif;
+        font-size: clamp(12px, 0.75vw, 28px); }}
+.gg-cam h3 {{ margin: 0 0 6px 0; font-size: clamp(14px, 0.9vw, 34px); color: {ACCENT}; }}
+.gg-cam table {{ width: 100%; border-collapse: collapse; }}
+.gg-cam td {{ padding: 2px 4px; border-bottom: 1px solid #1c2c48; }}
+.gg-cam td:first-child {{ color: #9fb3d1; white-space: nowrap; }}
+.gg-state {{ border-radius: 3px; padding: 0 4px; margin-left: 6px; color: #0b1426; }}
+.gg-view {{ margin-top: 6px; background: #000; min-height: 120px; display: flex; align-items: center;
+         justify-content: center; }}
+.gg-view img, .gg-view video {{ max-width: 100%; max-height: 40vh; }}
+.gg-cam-message {{ color: #fca5a5; padding: 16px; text-align: center; }}
+.gg-grid {{ display: grid; gap: 6px; }}
+.gg-grid.n2 {{ grid-template-columns: repeat(2, 1fr); }}
+.gg-grid.n3 {{ grid-template-columns: repeat(3, 1fr); }}
+.gg-grid .gg-cam h3 {{ font-size: clamp(12px, 0.75vw, 28px); }}
+.gg-grid .gg-view img, .gg-grid .gg-view video {{ max-height: 18vh; }}
+"""
+VIDEO_WALL_MAX = 9
+_MESSAGES = {
+    "hls": "浏览器需要 HLS/FLV 播放组件，请在视频平台中查看",
+    "flv": "浏览器需要 HLS/FLV 播放组件，请在视频平台中查看",
+    "none": "未登记视频流地址",
+    "unsafe": "视频流地址不是 http(s) 地址，无法在页面中播放，请在视频平台中查看",
+}
+# When the stream cannot be reached the element fires ``error``: swap it for the message in place.
+_ON_ERROR = "this.style.display='none';this.nextElementSibling.style.display='block'"
+_UNREACHABLE = "视频无法连接"
+
+
+def player_html(url: str | None) -> str:
+    """The live view of a stream URL: ``<img>`` for snapshots and MJPEG, ``<video>`` for MP4/WebM,
+    otherwise a message saying where to watch it. Only http(s) and same-server URLs reach the page."""
+    kind = cameras.stream_kind(url)
+    if kind in _MESSAGES:
+        shown = f"<br><small>{html.escape(url)}</small>" if url and kind != "none" else ""
+        return f'<div class="gg-cam-message" data-kind="{kind}">{_MESSAGES[kind]}{shown}</div>'
+    src = html.escape(url.strip(), quote=True)
+    if kind == "image":
+        element = f'<img class="gg-live" src="{src}" alt="实时画面" onerror="{_ON_ERROR}">'
+    else:
+        element = (f'<video class="gg-live" src="{src}" autoplay muted playsinline controls'
+                   f' onerror="{_ON_ERROR}"></video>')
+    return (f'{element}<div class="gg-cam-message gg-unreachable" data-kind="{kind}" style="display:none">'
+            f'{_UNREACHABLE}</div>')
+
+
+def _state(camera: dict) -> str:
+    color = cameras.STATUS_COLORS.get(camera["status"], "#94a3b8")
+    return f'<span class="gg-state" style="background:{color}">{html.escape(camera["status_name"])}</span>'
+
+
+def camera_card_html(camera: dict[str, Any]) -> str:
+    def number(value, unit):
+        return "—" if value is None else f"{value:g}{unit}"
+
+    rows = [("设备编号", camera.get("device_no")), ("安装位置", camera.get("location")),
+            ("朝向", number(camera.get("heading"), "°")), ("视角", number(camera.get("view_angle"), "°")),
+            ("所属单位", camera.get("owner_unit")),
+            ("坐标", f"{camera['lon']:.6f}, {camera['lat']:.6f}" if camera.get("lon") is not None else None)]
+    table = "".join(f"<tr><td>{k}</td><td>{html.escape(str(v)) if v else '—'}</td></tr>" for k, v in rows)
+    return (f'<div class="gg-cam" data-camera-id="{camera["id"]}"><h3>{html.escape(camera["name"])}'
+            f'{_state(camera)}</h3><table>{table}</table>'
+            f'<div class="gg-view">{player_html(camera.get("stream_url"))}</div></div>')
+
+
+def video_wall_html(chosen: list[dict[str, Any]]) -> str:
+    shown = chosen[:VIDEO_WALL_MAX]
+    columns = 2 if len(shown) <= 4 else 3
+    cells = "".join(f'<div class="gg-cam" data-camera-id="{c["id"]}"><h3>{html.escape(c["name"])}'
+                    f'{_state(c)}</h3><div class="gg-view">{player_html(c.get("stream_url"))}</div></div>'
+                    for c in shown)
+    more = (f'<div class="gg-cam-message">已选 {len(chosen)} 个摄像头，显示前 {VIDEO_WALL_MAX} 个</div>'
+            if len(chosen) > VIDEO_WALL_MAX else "")
+    return f'{more}<div class="gg-grid n{columns}">{cells}</div>'
+
+
+def nearby_html(near: list[dict[str, Any]]) -> str:
+    rows = "".join(f'<div class="gg-row"><span class="gg-dot" style="background:'
+                   f'{cameras.STATUS_COLORS.get(c["status"], "#94a3b8")}"></span>'
+                   f'<span class="gg-main">{html.escape(c["name"])}</span>'
+                   f'<span class="gg-side">{c["distance_m"]:.0f} 米 {html.escape(c["status_name"])}</span>'
+                   f'</div>' for c in near)
+    return (f'<div class="gg-box"><h3>附近摄像头</h3>'
+            f'<div class="gg-rows">{rows or "附近没有摄像头"}</div></div>')
 
 
 def _bar_chart(title: str, source: ColumnDataSource, value: str, tooltip: str):

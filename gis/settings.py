@@ -43,6 +43,8 @@ class Settings(BaseSettings):
 
     # 周边重点人员: how near a school a key person's home counts as "near".
     school_nearby_metres: float = 200
+    # How far a camera's field-of-view wedge reaches on the map (metres).
+    camera_fov_range_m: float = 80
 
     # 考核 (layers.events.assessment): a row is ranked only with at least this many events, so one quick
     # case does not top the table; and weights replacing the scoring model's defaults, e.g.

@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from dashboards.wall import FeedReader, WallFeed
+from dashboards.wall import FeedReader, WallFeed, WallScreen, feed_for, stop_feeds
 from etl.demo_tracks import load_demo_cameras, load_demo_tracks
 from gis import db
-from gis.security import users
+from gis.security import roles, users
 from gis.security.scope import scoped_connection
-from layers import command, heatmap, patrol
+from gis.security.sessions import CurrentUser
+from layers import command, heatmap, patrol, visits
 from layers.events.calendar import BEIJING
 from tests.access_helpers import PASSWORD
 from tests.patrol_helpers import insert_event
@@ -241,3 +242,67 @@ def test_demo_tracks_give_every_grid_a_working_day(world):
             assert len(played["stops"]) >= 5 and played["distance_m"] > 1000
             assert played["grid"] is not None and played["coverage"] > 0
     assert load_demo_cameras(world.settings) == 2                    # the two communities' main roads
+
+
+def _session_user(conn, username: str, role: str, scope: str, department: str | None = None) -> CurrentUser:
+    user_id = users.upsert_user(conn, username, PASSWORD, role, scope, username, department=department)
+    return CurrentUser(user_id, username, username, role, scope, department, roles.ROLES[role].permissions)
+
+
+def test_overdue_visits_tile_counts_what_the_visits_service_counts(world):
+    """Two records never visited since registration 200 days ago: a 社区矫正 one (a grid worker sees it)
+    and a 吸毒人员 one (they do not). The feed counts what ``overdue_visits`` counts for each viewer."""
+    with db.owner_engine(world.settings).begin() as conn:
+        person = conn.execute(text(
+            "INSERT INTO person (name, sex, birth_date, org_path, district_code)"
+            " VALUES ('走访对象', '1', DATE '1985-05-05', CAST(:g AS ltree), '320106') RETURNING id"),
+            {"g": G1}).scalar_one()
+        registered = dt.datetime.now(dt.UTC) - dt.timedelta(days=200)
+        for registry in ("community_correction", "drug_user"):
+            conn.execute(text(
+                f"INSERT INTO {registry} (person_id, org_path, district_code, created_at)"
+                " VALUES (:p, CAST(:g AS ltree), '320106', :at)"), {"p": person, "g": G1, "at": registered})
+        commander = _session_user(conn, "wall_cmd2", "district_commander", "320106")
+        worker = _session_user(conn, "wall_wg2", "grid_worker", "320106")
+    try:
+        counts = {}
+        for who in (commander, worker):
+            with scoped_connection(world.settings, who) as conn:
+                expected = len(visits.overdue_visits(conn, user=who))
+            feed = WallFeed(world.settings, FeedReader.of(who))
+            counts[who.role] = feed.refresh().kpis["overdue_visits"]
+            assert counts[who.role] == expected
+            assert feed.refresh(full=False).kpis["overdue_visits"] == expected   # kept between full reads
+        assert counts == {"district_commander": 2, "grid_worker": 1}
+        assert WallScreen._kpi_html({"overdue_visits": 2}).count('data-kpi="overdue_visits"') == 1
+    finally:
+        with db.owner_engine(world.settings).begin() as conn:
+            conn.execute(text("DELETE FROM community_correction; DELETE FROM drug_user;"
+                              " DELETE FROM person WHERE name = '走访对象'"))
+
+
+def test_feeds_are_shared_by_visibility_not_by_scope_alone(world):
+    """A department officer in the commander's district sees the events dispatched to the department
+    (row-level security) and no special populations; a street officer beside them sees neither. Sharing
+    a feed keyed by scope would show one of them the other's view."""
+    east = "320106.320106002"
+    with db.owner_engine(world.settings).begin() as conn:
+        officer = _session_user(conn, "wall_dept", "department_officer", east, department="城管局")
+        street = _session_user(conn, "wall_street", "street_staff", east)
+        street2 = _session_user(conn, "wall_street2", "street_staff", east)
+    event_id = insert_event(world.settings, "西片占道经营", status="dispatched")   # grid 2: the west street
+    with db.owner_engine(world.settings).begin() as conn:
+        conn.execute(text("UPDATE event SET department = '城管局', departments = ARRAY['城管局']"
+                          " WHERE id = :id"), {"id": event_id})
+    try:
+        officer_feed, street_feed = feed_for(world.settings, officer), feed_for(world.settings, street)
+        assert officer_feed is not street_feed
+        assert feed_for(world.settings, street2) is street_feed            # the same visibility: shared
+        assert event_id in {e["id"] for e in officer_feed.refresh().open_events}
+        assert event_id not in {e["id"] for e in street_feed.refresh().open_events}
+        assert "special:drug_user" not in officer_feed.reader.permissions
+        assert "special:drug_user" in street_feed.reader.permissions
+    finally:
+        stop_feeds()
+        with db.owner_engine(world.settings).begin() as conn:
+            conn.execute(text("DELETE FROM event WHERE id = :id"), {"id": event_id})

@@ -18,7 +18,7 @@ from gis.api.auth import AUTH_RESPONSES, client_addr, require_user
 from gis.security.scope import scoped_connection
 from gis.security.sessions import CurrentUser
 from gis.settings import Settings
-from layers import command, heatmap
+from layers import command, heatmap, visits
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _PERIOD = "^(today|7d|30d|custom)$"
@@ -37,11 +37,13 @@ def router(settings: Settings) -> APIRouter:
 
     @routes.get("/summary", responses=AUTH_RESPONSES)
     def summary(user: User, request: Request, response: Response) -> dict[str, Any]:
-        """今日指标、今日事件类型、近30日结案率排名、最新事件 (the wall's figures)."""
+        """今日指标（含逾期走访）、今日事件类型、近30日结案率排名、最新事件 (the wall's figures)."""
         now = dt.datetime.now(dt.UTC)
         today, month = heatmap.period("today", now=now), heatmap.period("30d", now=now)
         with scoped_connection(settings, user, client_addr(request)) as conn:
-            body = {"kpis": command.kpis(conn, now=now), "labels": command.KPI_LABELS,
+            kpis = {**command.kpis(conn, now=now),
+                    "overdue_visits": len(visits.overdue_visits(conn, user=user))}
+            body = {"kpis": kpis, "labels": {**command.KPI_LABELS, "overdue_visits": "逾期走访"},
                     "by_type": command.events_by_type(conn, today.start, today.end),
                     "ranking": command.closure_ranking(conn, user.scope_path, month.start, month.end),
                     "recent": command.recent_events(conn, limit=20, now=now)}
