@@ -327,8 +327,10 @@ def check_geometry(units: list[dict], siblings: list[dict], parents: dict[str, o
     everything = [u for u in units if u["geom"] is not None] + siblings
     if not everything:
         return
-    centre = shapely.centroid(shapely.union_all([u["geom"].envelope for u in everything]))
-    epsg = gcrs.local_metric_epsg(centre.x)
+    # The zone of the metric CRS follows the middle of the extent: the bounds in one vectorised call (a
+    # union of 10,000 envelopes cost a second and said nothing more).
+    west, _, east, _ = shapely.total_bounds(np.asarray([u["geom"] for u in everything], dtype=object))
+    epsg = gcrs.local_metric_epsg((west + east) / 2)
     back = Transformer.from_crs(epsg, gcrs.STORE_EPSG, always_xy=True)
     metric = _metric([u["geom"] for u in everything], epsg)
     shapely.prepare(metric)
@@ -550,9 +552,12 @@ PREVIEW_FEATURES = 5_000
 
 def preview_shapes(units: list[dict]) -> dict:
     """The first units as a GeoJSON FeatureCollection, simplified to about a metre (enough to see)."""
+    shown = [u for u in units[:PREVIEW_FEATURES] if u["geom"] is not None]
+    # Simplified and written as GeoJSON by GEOS in two vectorised calls (mapping() a shape at a time took
+    # a tenth of a 10,000-grid load).
+    texts = shapely.to_geojson(shapely.simplify(np.asarray([u["geom"] for u in shown], dtype=object), 1e-5))
     features = [{"type": "Feature", "properties": {"row": u["row"], "code": u["code"], "name": u["name"]},
-                 "geometry": shapely.geometry.mapping(shapely.simplify(u["geom"], 1e-5))}
-                for u in units[:PREVIEW_FEATURES] if u["geom"] is not None]
+                 "geometry": json.loads(t)} for u, t in zip(shown, texts, strict=True)]
     return {"type": "FeatureCollection", "features": features}
 
 
@@ -621,11 +626,12 @@ def _upsert(conn, units: list[dict], parents: dict, options: BoundaryOptions, lo
     valid_from = options.valid_from or dt.date.today()
     conn.execute("CREATE TEMP TABLE boundary_stage (code text PRIMARY KEY, name text, parent_id bigint, "
                  "boundary geometry(MultiPolygon, 4490)) ON COMMIT DROP")
+    # EWKB for every unit in one GEOS call, not one call a row.
+    wkb = shapely.to_wkb(shapely.set_srid(np.asarray([u["geom"] for u in units], dtype=object),
+                                          gcrs.STORE_EPSG), hex=True, include_srid=True)
     with conn.cursor().copy("COPY boundary_stage (code, name, parent_id, boundary) FROM STDIN") as copy:
-        for unit in units:
-            copy.write_row((unit["code"], unit["name"], parents[unit["parent_code"]]["id"],
-                            shapely.to_wkb(shapely.set_srid(unit["geom"], gcrs.STORE_EPSG), hex=True,
-                                           include_srid=True)))
+        for unit, boundary in zip(units, wkb, strict=True):
+            copy.write_row((unit["code"], unit["name"], parents[unit["parent_code"]]["id"], boundary))
     conn.execute("ANALYZE boundary_stage")
     # Units whose boundary or name changed: keep what they were, dated up to the day before.
     changed = conn.execute(

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
 from sqlalchemy import text as sql_text
 
@@ -44,7 +45,7 @@ from gis import db
 from gis.paths import DATA_DIR
 from gis.security.scope import scoped_connection
 from gis.settings import Settings
-from gis.validation import ValidationError, validate_id_number, validate_phone
+from gis.validation import ValidationError, known_region_codes, validate_id_number, validate_phone
 from layers.registries import REGISTRIES
 from layers.registry import Field, Registry
 from layers.registry_service import _coerce
@@ -314,10 +315,10 @@ def building_of(address: dict[str, str]) -> dict[str, str] | None:
 # What a written region must end in for cpca's reading to be taken: cpca also finds provinces in
 # street names (山西路 → 山西省), which a region prefix never is.
 _REGION_END = re.compile(r"(?:省|自治区|市|区|县|旗)$")
-_ADMIN_PREFIX = re.compile(r"^\S{1,12}?(?:省|自治区|市|区|县|旗)")
+# Up to four administrative-looking pieces (省 市 区 and a 小区 that only looks like one).
+_ADMIN_PREFIXES = re.compile(r"^(?:\S{1,12}?(?:省|自治区|市|区|县|旗)){1,4}")
 
 
-@functools.lru_cache(maxsize=4096)
 def region_adcode(text: str, district_code: str) -> tuple[str, str] | None:
     """``(adcode, region name)`` of the province/city/district an address starts with, or None when it
     names none. cpca reads the region (ambiguous district names such as 鼓楼区 — in Nanjing, Fuzhou,
@@ -329,9 +330,16 @@ def region_adcode(text: str, district_code: str) -> tuple[str, str] | None:
     >>> region_adcode("山西路小区3幢", "320106") is None
     True
     """
-    prefix = _ADMIN_PREFIX.match(text)
+    prefix = _ADMIN_PREFIXES.match(text)
     if prefix is None:
         return None
+    # Only the administrative prefix is read: the rest (road, compound, door) names no region, and keying
+    # the cache by the prefix makes a register of a hundred thousand distinct addresses a few dozen calls.
+    return _region_of_prefix(prefix.group(), district_code)
+
+
+@functools.lru_cache(maxsize=4096)
+def _region_of_prefix(text: str, district_code: str) -> tuple[str, str] | None:
     import cpca  # its data takes a few seconds to load: only when an address names a region
 
     district = _district_names().get(district_code)
@@ -471,27 +479,47 @@ def validate_row(number: int, cells: list, mapping: dict[int, str], header: list
         if not address and isinstance(values.get("address"), str):  # the registry's own address field
             address = {"address": values["address"]}
         return _Row(number, values, building_of(address), text_address)
+    parsed_address, problems = _person_address(address, district_code)
+    for name, reason in problems:
+        bad(name, reason)
+    if len(errors) > before:
+        return None
+    return _Row(number, values, parsed_address, _raw_address(raw))
+
+
+def _raw_address(raw: dict[str, str]) -> str:
+    return raw.get("@address") or " ".join(
+        raw.get(f"@{k}", "") for k in ("compound", "building", "unit", "room")).strip()
+
+
+def _person_address(address: dict[str, str], district_code: str | None
+                    ) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
+    """A person's address columns read as ``{compound, building, unit, room}`` for the house match, and
+    the problems found as ``(column name, reason)``; depends on the texts alone, so a load reads each
+    distinct address once."""
+    problems: list[tuple[str, str]] = []
     parsed_address = None
     written = address.get("address")
     elsewhere = district_code and written and outside_district(written, district_code)
     if elsewhere:
-        bad("@address", f"地址属于{elsewhere}，不在本区，请核对")
+        problems.append(("@address", f"地址属于{elsewhere}，不在本区，请核对"))
     elif address:
         if "address" in address and not {"building", "room"} <= address.keys():
             parsed_address = parse_address(address["address"])
             if parsed_address is None:
-                bad("@address", "地址无法识别出 小区/楼栋/单元/门牌，请按“某某小区3幢2单元502室”填写")
+                problems.append(("@address",
+                                 "地址无法识别出 小区/楼栋/单元/门牌，请按“某某小区3幢2单元502室”填写"))
         else:
             parsed_address = {k: address.get(k) for k in ("compound", "building", "unit", "floor", "room")}
             for part in ("building", "room"):
                 if not parsed_address.get(part):
-                    bad(f"@{part}", f"缺少{ADDRESS_LABELS[part]}")
+                    problems.append((f"@{part}", f"缺少{ADDRESS_LABELS[part]}"))
                     parsed_address = None
                     break
             if parsed_address:
                 building = re.search(r"\d+", parsed_address["building"])
                 if building is None:
-                    bad("@building", "楼栋应含楼号数字，如 3幢")
+                    problems.append(("@building", "楼栋应含楼号数字，如 3幢"))
                     parsed_address = None
                 else:
                     parsed_address["building"] = building.group()
@@ -500,16 +528,170 @@ def validate_row(number: int, cells: list, mapping: dict[int, str], header: list
                     unit = re.search(r"\d+", parsed_address.get("unit") or "")
                     parsed_address["unit"] = unit.group() if unit else None
     else:
-        bad("@address", "缺少居住地址（小区/楼栋/单元/门牌），无法落到房屋")
-    if len(errors) > before:
-        return None
-    if parsed_address:
-        unit, room = _room_key(parsed_address.get("unit"), parsed_address["room"])
-        parsed_address = {"compound": parsed_address.get("compound") or "",
-                          "building": parsed_address["building"],
-                          "unit": unit, "room": room}
-    return _Row(number, values, parsed_address, raw.get("@address") or " ".join(
-        raw.get(f"@{k}", "") for k in ("compound", "building", "unit", "room")).strip())
+        problems.append(("@address", "缺少居住地址（小区/楼栋/单元/门牌），无法落到房屋"))
+    if problems or not parsed_address:
+        return None, problems
+    unit, room = _room_key(parsed_address.get("unit"), parsed_address["room"])
+    return {"compound": parsed_address.get("compound") or "", "building": parsed_address["building"],
+            "unit": unit, "room": room}, problems
+
+
+_PLAIN_MOBILE = re.compile(r"1[3-9]\d{9}", re.ASCII)
+_PLAIN_ID = re.compile(r"\d{17}[\dX]", re.ASCII)
+_PLAIN_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_ID_WEIGHTS = np.array([pow(2, 17 - i, 11) for i in range(17)], dtype=np.int64)
+_CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8)
+
+
+def validate_columns(numbered: list[tuple[int, list]], mapping: dict[int, str], registry: Registry,
+                     codes: CodeBook, district_code: str | None) -> list[_Row | None]:
+    """The clean rows of a person register, checked a column at a time: one regex or dict lookup a
+    column, the ID numbers' check digits and birth dates as numpy arithmetic, each distinct address read
+    once. A row gets its :class:`_Row` here only when every check passes in its plainest form (ASCII
+    digits, ISO dates, known codes, an 11-digit mobile …); anything else is None and goes through
+    :func:`validate_row`, so every error keeps its row, column and reason, and every unusual but valid
+    spelling is read exactly as the forms read it."""
+    n = len(numbered)
+    ok = np.ones(n, dtype=bool)
+    fields = _fields_of(registry)
+    columns: dict[str, list] = {}
+    for index, name in mapping.items():
+        cells = [cells[index] if index < len(cells) else None for _, cells in numbered]
+        # Only text (a CSV, or a text cell) and blanks take the fast path: a workbook's dates and numbers
+        # are read by _text and _coerce row by row.
+        texts = [c.strip() if type(c) is str else "" for c in cells]
+        ok &= np.fromiter((c is None or type(c) is str for c in cells), dtype=bool, count=n)
+        columns[name] = texts
+    values_by_field: dict[str, list] = {}
+    for name, texts in columns.items():
+        if name.startswith("@"):
+            continue
+        f = fields[name]
+        if f.type == "code":
+            table = codes.tables.get(f.code_table, {})
+            mapped = [table.get(t) if t else "" for t in texts]
+            ok &= np.fromiter((v is not None for v in mapped), dtype=bool, count=n)
+            values_by_field[name] = mapped
+        elif f.type == "phone":
+            ok &= np.fromiter((not t or _PLAIN_MOBILE.fullmatch(t) is not None for t in texts), dtype=bool,
+                              count=n)
+            values_by_field[name] = texts
+        elif f.type == "date":
+            dates = _iso_dates(texts)
+            ok &= np.fromiter((not t or d is not None for t, d in zip(texts, dates, strict=True)),
+                              dtype=bool, count=n)
+            values_by_field[name] = dates
+        elif f.type in ("text", "id_number"):
+            ok &= np.fromiter((len(t) <= 5000 for t in texts), dtype=bool, count=n)
+            values_by_field[name] = texts
+        else:
+            ok[:] = False  # a type no person register has: everything row by row
+            values_by_field[name] = texts
+    id_sex: list | None = None
+    id_birth: list | None = None
+    if "id_number" in columns:
+        id_ok, id_sex, id_birth = _check_ids(columns["id_number"])
+        ok &= id_ok
+        # A sex or birth date beside the number must agree with it (validate_id_number's message else).
+        if "sex" in values_by_field:
+            ok &= np.fromiter((v not in ("1", "2") or not i or v == s for v, i, s in
+                               zip(values_by_field["sex"], columns["id_number"], id_sex, strict=True)),
+                              dtype=bool, count=n)
+        if "birth_date" in values_by_field:
+            ok &= np.fromiter((not t or d == b for t, d, b in zip(columns["birth_date"],
+                                                                  values_by_field["birth_date"], id_birth,
+                                                                  strict=True)), dtype=bool, count=n)
+    derive = [name for name in ("sex", "birth_date") if _has(registry, name)] if id_sex is not None else []
+    required = [f.name for f in _required_of(registry)]
+    address_names = [name for name in columns if name.startswith("@") and name != "@territory"]
+    # Each distinct address (a house's residents repeat it) is read once: (house key, problems, raw text).
+    addresses: dict[tuple, tuple] = {}
+    keys = list(zip(*(columns[name] for name in address_names), strict=True)) if address_names else [()] * n
+    out: list[_Row | None] = [None] * n
+    ordered = [(name, values_by_field[name], columns[name]) for name in values_by_field]
+    territory = columns.get("@territory")
+    ids = columns.get("id_number") if id_sex is not None else None
+    for i in np.flatnonzero(ok).tolist():
+        values = {name: field_values[i] for name, field_values, texts in ordered if texts[i]}
+        if territory is not None:
+            values["@territory"] = territory[i] or None
+        if ids is not None and ids[i]:
+            if "sex" in derive:
+                values.setdefault("sex", id_sex[i])
+            if "birth_date" in derive:
+                values.setdefault("birth_date", id_birth[i])
+        if any(name not in values for name in required):
+            continue
+        key = keys[i]
+        found = addresses.get(key)
+        if found is None:
+            address = {name[1:]: text for name, text in zip(address_names, key, strict=True) if text}
+            raw = dict(zip(address_names, key, strict=True))
+            try:
+                found = addresses[key] = (*_person_address(address, district_code), _raw_address(raw))
+            except ValueError:  # (a room such as A-1 fails in _room_key: the row path says how)
+                found = addresses[key] = (None, [("@room", "")], "")
+        parsed, problems, raw_address = found
+        if problems:
+            continue
+        out[i] = _Row(numbered[i][0], values, dict(parsed), raw_address)
+    return out
+
+
+def _iso_dates(texts: list[str]) -> list[dt.date | None]:
+    """YYYY-MM-DD texts as dates (None for a blank or anything else), each distinct text parsed once."""
+    seen: dict[str, dt.date | None] = {}
+    out = []
+    for t in texts:
+        if t not in seen:
+            try:
+                seen[t] = dt.date.fromisoformat(t) if _PLAIN_DATE.fullmatch(t) else None
+            except ValueError:
+                seen[t] = None
+        out.append(seen[t])
+    return out
+
+
+def _check_ids(texts: list[str]) -> tuple[np.ndarray, list, list]:
+    """For each text: whether it is a valid 18-character ID number as written (upper-case, ASCII), and
+    the sex and birth date it carries — the check character for all of them in one numpy sum."""
+    n = len(texts)
+    shaped = np.fromiter((not t or _PLAIN_ID.fullmatch(t) is not None for t in texts), dtype=bool, count=n)
+    present = np.fromiter((bool(t) for t in texts), dtype=bool, count=n)
+    candidates = np.flatnonzero(shaped & present)
+    ok = shaped.copy()
+    sex: list = [None] * n
+    birth: list = [None] * n
+    if len(candidates) == 0:
+        return ok, sex, birth
+    picked = [texts[i] for i in candidates.tolist()]
+    digits = np.frombuffer("".join(picked).encode("ascii"), dtype=np.uint8).reshape(-1, 18)
+    check = _CHECK[((digits[:, :17].astype(np.int64) - 48) @ _ID_WEIGHTS) % 11]
+    good = check == digits[:, 17]
+    regions = known_region_codes()
+    today = dt.date.today()
+    dates: dict[str, dt.date | None] = {}
+    for k, (i, text) in enumerate(zip(candidates.tolist(), picked, strict=True)):
+        if not good[k] or text[:6] not in regions:
+            ok[i] = False
+            continue
+        raw_birth = text[6:14]
+        if raw_birth not in dates:
+            try:
+                born = dt.date(int(raw_birth[:4]), int(raw_birth[4:6]), int(raw_birth[6:]))
+                dates[raw_birth] = born if _EARLIEST <= born <= today else None
+            except ValueError:
+                dates[raw_birth] = None
+        born = dates[raw_birth]
+        if born is None:
+            ok[i] = False
+            continue
+        birth[i] = born
+        sex[i] = "1" if int(text[16]) % 2 else "2"
+    return ok, sex, birth
+
+
+_EARLIEST = dt.date(1900, 1, 1)
 
 
 # ---------------------------------------------------------------- the load
@@ -524,7 +706,7 @@ def load_register(settings: Settings, key: str, path: Path, options: RegisterOpt
     options = options or RegisterOptions()
     tick = progress or (lambda stage, done, total: None)
     if key not in REGISTRIES:
-        raise RegisterLoadError(f"没有名为 {key} 的台账，可用 gridgov registries list 查看 (unknown "
+        raise RegisterLoadError(f"没有名为 {key} 的台账，可用 gridgov registries 查看 (unknown "
                                 "registry)")
     registry = REGISTRIES[key]
     started = time.perf_counter()
@@ -537,10 +719,16 @@ def load_register(settings: Settings, key: str, path: Path, options: RegisterOpt
         codes = CodeBook(conn, {f.code_table for f in registry.fields if f.code_table})
         good: list[_Row] = []
         seen_ids: dict[str, int] = {}
-        for number, cells in rows:
+        numbered = list(rows)
+        # Person registers (millions of rows) are checked column-wise first; the rows that are not plainly
+        # clean, and every row of the other registries, go through the row-by-row check and its messages.
+        fast = (validate_columns(numbered, mapping, registry, codes, options.district_code)
+                if key in WRITABLE else [None] * len(numbered))
+        for (number, cells), row in zip(numbered, fast, strict=True):
             report.rows += 1
-            row = validate_row(number, cells, mapping, header, registry, codes, report.errors,
-                               options.district_code)
+            if row is None:
+                row = validate_row(number, cells, mapping, header, registry, codes, report.errors,
+                                   options.district_code)
             if row is not None:
                 id_number = row.values.get("id_number")
                 if id_number and id_number in seen_ids:
@@ -610,15 +798,21 @@ def _against_database(conn, registry: Registry, good: list[_Row], header, mappin
                             a.get("unit"), a.get("room")))
     conn.execute("ANALYZE register_lookup")
     # A building is known by the number in its name (3幢, 3栋, 3号楼); a door by the number after the unit.
+    # Matched once per distinct address (a register repeats each house for everyone living in it), then
+    # joined back to the rows on equal keys.
     houses = dict(conn.execute(
-        "SELECT l.n, min(h.id) FROM register_lookup l "
-        "JOIN compound c ON c.district_code = %s AND c.deleted_at IS NULL "
-        "  AND (l.compound = '' OR c.name = l.compound OR c.name LIKE '%%' || l.compound || '%%') "
+        "WITH k AS (SELECT DISTINCT compound, building, unit, room FROM register_lookup "
+        "  WHERE room IS NOT NULL), "
+        "m AS (SELECT k.compound, k.building, coalesce(k.unit, -1) AS unit, k.room, min(h.id) AS house "
+        "  FROM k JOIN compound c ON c.district_code = %s AND c.deleted_at IS NULL "
+        "  AND (k.compound = '' OR c.name = k.compound OR c.name LIKE '%%' || k.compound || '%%') "
         "JOIN building b ON b.compound_id = c.id AND b.deleted_at IS NULL "
-        "  AND substring(b.name FROM '[0-9]+') = l.building "
+        "  AND substring(b.name FROM '[0-9]+') = k.building "
         "JOIN house h ON h.building_id = b.id AND h.deleted_at IS NULL "
-        "  AND regexp_replace(h.room_no, '^[0-9]+-', '') = l.room AND (l.unit IS NULL OR h.unit_no = l.unit) "
-        "WHERE l.room IS NOT NULL GROUP BY l.n HAVING count(DISTINCT h.id) = 1",
+        "  AND regexp_replace(h.room_no, '^[0-9]+-', '') = k.room AND (k.unit IS NULL OR h.unit_no = k.unit) "
+        "  GROUP BY k.compound, k.building, k.unit, k.room HAVING count(DISTINCT h.id) = 1) "
+        "SELECT l.n, m.house FROM register_lookup l JOIN m ON m.compound = l.compound "
+        "  AND m.building = l.building AND m.unit = coalesce(l.unit, -1) AND m.room = l.room",
         (options.district_code,)).fetchall())
     known = dict(conn.execute(
         "SELECT l.n, p.id FROM register_lookup l JOIN person p ON p.id_number = l.id_number "
@@ -764,7 +958,9 @@ def _write_people(conn, registry: Registry, rows: list[_Row], options: RegisterO
     """COPY the rows into a staging table, then one INSERT into person and one into residence."""
     columns = [c for c in PERSON_COLUMNS if _has(registry, c)]
     conn.execute(
-        "CREATE TEMP TABLE register_stage (person_id bigint, house_id bigint, relation text, "
+        # Ids drawn while copying: no second pass over the staged rows to number them.
+        "CREATE TEMP TABLE register_stage (person_id bigint DEFAULT nextval(pg_get_serial_sequence('person', "
+        "'id')), house_id bigint, relation text, "
         + ", ".join(f"{c} {'date' if c == 'birth_date' else 'text'}" for c in columns)
         + ") ON COMMIT DROP")
     total = len(rows)
@@ -779,7 +975,6 @@ def _write_people(conn, registry: Registry, rows: list[_Row], options: RegisterO
     if options.before_merge:
         options.before_merge(conn)
     residency = dict(registry.fixed).get("residency", "resident")
-    conn.execute("UPDATE register_stage SET person_id = nextval(pg_get_serial_sequence('person', 'id'))")
     people = conn.execute(
         f"INSERT INTO person (id, {', '.join(columns)}, residency, org_path, district_code) "
         f"OVERRIDING SYSTEM VALUE SELECT s.person_id, {', '.join('s.' + c for c in columns)}, %s, "
