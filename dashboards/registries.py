@@ -22,7 +22,7 @@ Locations, on a small copy of the shared :class:`dashboards.map.TerritoryMap`:
   PolyDrawTool / PolyEditTool (HoloViews ``PolyDraw`` / ``PolyEdit`` streams); saving sends it as GeoJSON
   and the service checks it is valid and inside the record's territory.
 
-The map shows the cursor's coordinates. A record can be soft-deleted after a confirmation (with the
+The shared map shows the cursor's coordinates. A record can be soft-deleted after a confirmation (with the
 version it was loaded with); a special-population record lists its 帮扶记录 and takes new ones; a school
 lists the key persons living within the configured distance (周边重点人员), masked.
 """
@@ -41,7 +41,7 @@ import holoviews as hv
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import CustomJS, PolyDrawTool, Title
+from bokeh.models import PolyDrawTool
 from cartopy import crs as ccrs
 from sqlalchemy import Connection
 
@@ -75,15 +75,6 @@ _DRAW_HELP = {
     "line": "在地图上绘制线：长按开始，单击添加顶点，长按结束；"
             "修改时选工具栏的“编辑顶点”，长按线显示顶点后拖动",
 }
-# The cursor's position, written into a label on the map by the browser (no round trip per mouse move).
-# Web Mercator back to degrees on the sphere: the same formula pyproj uses for EPSG:3857.
-_CURSOR_JS = """
-const R = 6378137.0;
-const lon = cb_obj.x / R * 180 / Math.PI;
-const lat = (2 * Math.atan(Math.exp(cb_obj.y / R)) - Math.PI / 2) * 180 / Math.PI;
-label.text = prefix + lon.toFixed(6) + ", " + lat.toFixed(6);
-"""
-
 Connect = Callable[[], AbstractContextManager[Connection]]
 
 
@@ -175,17 +166,6 @@ def shapes_geojson(kind: str, shapes: list[list[tuple[float, float]]], many: boo
                 else {"type": "Polygon", "coordinates": parts[0]})
     return ({"type": "MultiLineString", "coordinates": parts} if many or len(parts) > 1
             else {"type": "LineString", "coordinates": parts[0]})
-
-
-def add_cursor_readout(figure, frame: str) -> None:
-    """A line under the map showing the cursor's lon/lat, updated in the browser."""
-    if any(getattr(r, "name", None) == "gg-cursor" for r in figure.below):
-        return
-    label = Title(text="", name="gg-cursor", align="right", text_font_size="11px", text_font_style="normal",
-                  text_color="#555555")
-    figure.add_layout(label, "below")
-    prefix = "光标 CGCS2000：" if frame == "cgcs2000" else f"光标（{frame.upper()} 底图）："
-    figure.js_on_event("mousemove", CustomJS(args={"label": label, "prefix": prefix}, code=_CURSOR_JS))
 
 
 # ---------------------------------------------------------------- widgets from field declarations
@@ -804,7 +784,6 @@ class RegistryBrowser(pn.viewable.Viewer):
             kept = [s for s in self._marker_sources if s.document is not None and s is not source]
             self._marker_sources = [*kept, source]
             source.data = _marker_data(territory_map, self.location)
-            add_cursor_readout(plot.state, territory_map.basemap.frame)
 
         marker = gv.Points([], crs=ccrs.GOOGLE_MERCATOR).opts(
             size=14, color="#d62728", line_color="white", line_width=2, hooks=[keep_source])
@@ -826,7 +805,6 @@ class RegistryBrowser(pn.viewable.Viewer):
             draw = next((t for t in figure.tools if isinstance(t, PolyDrawTool)), None)
             if draw is not None:
                 figure.toolbar.active_multi = draw
-            add_cursor_readout(figure, territory_map.basemap.frame)
 
         style = dict(color="#d62728", line_width=3, hooks=[keep_source])
         if kind == "polygon":

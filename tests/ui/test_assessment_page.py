@@ -110,7 +110,8 @@ def test_the_page_shows_the_apis_numbers(assessment_server, territory_db, page, 
     expect(page.get_by_text(f"统计时段：{START} 至 {END}")).to_be_visible(timeout=60_000)
 
     fields = ["reported", "registered", "closed", "closure_rate", "on_time", "on_time_rate", "overdue",
-              "rework", "extensions", "yellow_cards", "red_cards", "avg_working_days", "diary", "points"]
+              "rework", "extensions", "yellow_cards", "red_cards", "avg_working_days", "diary",
+              "overdue_visits", "points"]
     expected = [[shown(r["rank"]) if r["ranked"] else "不参与排名", r["name"], r["unit_name"],
                  *(shown(r[k]) for k in fields)] for r in ranking["rows"]]
     assert [r["name"] for r in ranking["rows"]] == ["wg_a", "wg_b"] and ranking["rows"][1]["ranked"] is False

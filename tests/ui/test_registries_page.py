@@ -459,7 +459,7 @@ def test_points_typed_in_other_systems_are_converted(registry_server, page, brow
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.wait_for_timeout(300)
     readout = cursor_text(page)
-    lon, lat = map(float, re.search(r"CGCS2000：([\d.]+), ([\d.]+)", readout or "").groups())
+    lon, lat = map(float, re.search(r"CGCS2000 ([\d.]+), ([\d.]+)", readout or "").groups())
     assert 118.74 < lon < 118.76 and 32.07 < lat < 32.09, readout
 
     def distance_to(lon: float, lat: float) -> float:
