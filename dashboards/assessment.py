@@ -5,7 +5,11 @@ A period (本半月, 上半月, 本月, 本季度, or custom dates) and two tabs
 - 考核排名 — per grid worker, unit (grid, community or street) or department: the figures, the points
   and the rank; rows with fewer events than the settings' minimum are listed, marked 不参与排名;
 - 矛盾纠纷排查 — per community: screened, resolved, escalated, outstanding, by kind, with the
-  "小事不出格、大事不出社区" shares and a bar chart by dispute kind.
+  "小事不出格、大事不出社区" shares and a bar chart by dispute kind;
+- 超期督办 — the open events in the viewer's scope past their deadline (red light), the longest overdue
+  first; a viewer the workflow lets supervise (``supervise`` / ``card``) issues 督办 or a manual 红黄牌
+  from a row, through :func:`layers.events.act` at the version shown, so the rules and refusals are
+  the service's own.
 
 Both come from the services the API uses (:mod:`layers.events.assessment`, :mod:`layers.events.screening`)
 in the viewer's scoped transaction, and download as the API's XLSX; a download is written to the access
@@ -15,20 +19,25 @@ log like any export. ``/assessment?start=YYYY-MM-DD&end=YYYY-MM-DD`` opens a cus
 from __future__ import annotations
 
 import datetime as dt
+import html
 from typing import Any
 
 import pandas as pd
 import panel as pn
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from dashboards import theme
 from gis.errors import ServiceError
 from gis.security import audit
 from gis.security.scope import scoped_connection
 from gis.settings import Settings
-from layers.events import assessment, period, screening
+from layers import events
+from layers.events import assessment, calendar, period, screening
 from layers.events.calendar import BEIJING
+from layers.events.workflow import OPEN, TRANSITIONS
 
 _UNRANKED = "不参与排名"
 
@@ -102,7 +111,9 @@ class AssessmentPage:
         self.by.param.watch(lambda e: self._by_changed(), "value")
         self.level.param.watch(lambda e: self.load_ranking(), "value")
         self._applying = self._styled = False
+        self._init_overdue()
         self.load()
+        self.load_overdue()     # not the period's: what is overdue now
 
     # -------------------------------------------------------------- the period
     def _apply_preset(self) -> None:
@@ -114,7 +125,9 @@ class AssessmentPage:
             self.start.value, self.end.value = chosen.start, chosen.end
         finally:
             self._applying = self._styled = False
+        self._init_overdue()
         self.load()
+        self.load_overdue()     # not the period's: what is overdue now
 
     def _dates_changed(self) -> None:
         if self._applying:
@@ -181,6 +194,112 @@ class AssessmentPage:
         self.share.object = self._share_md(report)
         self.chart.object = self._chart(report["by_kind"])
 
+    # -------------------------------------------------------------- 超期督办
+    _OVERDUE_COLUMNS = ["编号", "标题", "类型", "当前承办", "办结时限", "超期（工作日）", "督办次数",
+                        "待回复督办", "黄牌", "红牌"]
+
+    def _init_overdue(self) -> None:
+        self.overdue: list[dict] = []
+        with self._conn() as conn:
+            actor = events.actor_for(conn, self.user)
+        # Buttons only for a viewer whose role may supervise at all; whether this viewer stands above
+        # a given event's holder is the service's decision when the form is sent.
+        self.can_supervise = {
+            key: actor.role in TRANSITIONS[key].roles and actor.has(TRANSITIONS[key].permission)
+            for key in ("supervise", "card")}
+        buttons = {}
+        if self.can_supervise["supervise"]:
+            buttons["督办"] = "<button class='gg-supervise-button'>督办</button>"
+        if self.can_supervise["card"]:
+            buttons["红黄牌"] = "<button class='gg-card-button'>红黄牌</button>"
+        self.overdue_table = pn.widgets.Tabulator(
+            pd.DataFrame(columns=self._OVERDUE_COLUMNS), show_index=False, disabled=True, pagination=None,
+            sizing_mode="stretch_width", height=320, layout="fit_data_fill", css_classes=["gg-overdue"],
+            formatters={"编号": {"type": "html"}}, buttons=buttons)
+        self.overdue_table.on_click(self._overdue_clicked)
+        self.overdue_note = pn.pane.Markdown("", css_classes=["gg-overdue-note"])
+        self.overdue_message = pn.pane.Alert("", alert_type="danger", visible=False,
+                                             sizing_mode="stretch_width", css_classes=["gg-overdue-message"])
+        self.overdue_form = pn.Column(sizing_mode="stretch_width", css_classes=["gg-overdue-form"])
+
+    def _say(self, text: str, kind: str = "danger") -> None:
+        self.overdue_message.param.update(object=text, alert_type=kind, visible=bool(text))
+
+    def load_overdue(self) -> None:
+        now = dt.datetime.now(dt.UTC)
+        try:
+            with self._conn() as conn:
+                page = events.list_events(conn, status=OPEN, light="red", limit=events.service.MAX_PAGE,
+                                          now=now)
+                ids = [e["id"] for e in page.items]
+                counts = dict(conn.execute(text(
+                    "SELECT event_id, count(*) FROM event_supervision WHERE event_id = ANY(:ids)"
+                    " GROUP BY event_id"), {"ids": ids}).all()) if ids else {}
+        except ServiceError as error:
+            self._say(str(error))
+            return
+        for e in page.items:
+            e["days_overdue"] = calendar.working_days_between(e["due_at"], now)
+            e["supervisions"] = counts.get(e["id"], 0)
+        self.overdue = sorted(page.items, key=lambda e: e["due_at"])   # the longest overdue first
+        rows = [[f'<a href="/events?id={e["id"]}">{html.escape(e["number"])}</a>', e["title"],
+                 e["type_name"] or e["type"], e["holder_name"],
+                 e["due_at"].astimezone(BEIJING).strftime("%Y-%m-%d %H:%M"), e["days_overdue"],
+                 e["supervisions"], e["open_supervisions"], e["yellow_cards"], e["red_cards"]]
+                for e in self.overdue]
+        self.overdue_table.param.update(value=pd.DataFrame(rows, columns=self._OVERDUE_COLUMNS, dtype=object),
+                                        height=_height(len(rows)))
+        more = f"（仅列出最早超期的 {len(rows)} 件）" if page.total > len(rows) else ""
+        self.overdue_note.object = (f"辖区内超期未办结事件 **{page.total}** 件{more}，按超期时长排序；"
+                                    "点击编号查看详情。")
+
+    def _overdue_clicked(self, event) -> None:
+        action = {"督办": "supervise", "红黄牌": "card"}.get(event.column)
+        if action and 0 <= event.row < len(self.overdue):
+            self.open_overdue_form(self.overdue[event.row], action)
+
+    def open_overdue_form(self, item: dict, action: str) -> None:
+        """The small form for 督办 (a note) or 红黄牌 (a colour and a reason) on one overdue event."""
+        self._say("")
+        color = pn.widgets.Select(label="牌色", options={"黄牌": "yellow", "红牌": "red"}, value="yellow",
+                                  width=160)
+        label = "督办意见（必填）" if action == "supervise" else "亮牌理由（必填）"
+        note = pn.widgets.TextAreaInput(label=label, height=80, max_length=2000, sizing_mode="stretch_width",
+                                        css_classes=["gg-overdue-text"])
+        name = TRANSITIONS[action].zh if action == "supervise" else "红黄牌"
+        submit = pn.widgets.Button(label=f"确定{name}", color="primary", width=160)
+        cancel = pn.widgets.Button(label="取消", width=80)
+        submit.on_click(lambda _: self.submit_overdue(item, action, note.value, color.value))
+        cancel.on_click(lambda _: setattr(self.overdue_form, "objects", []))
+        heading = pn.pane.Markdown(f"**{name}** · {html.escape(item['number'])} {html.escape(item['title'])}"
+                                   f" · 依据第 {item['version']} 版")
+        self.overdue_form.objects = [heading, *([color] if action == "card" else []), note,
+                                     pn.Row(submit, cancel)]
+
+    def submit_overdue(self, item: dict, action: str, note: str, color: str | None) -> None:
+        """Send it as seen at the version listed; a conflict or refusal is the service's Chinese message."""
+        request = events.ActionRequest(version=item["version"], comment=(note or "").strip() or None,
+                                       color=color if action == "card" else None)
+        try:
+            with self._conn() as conn:
+                events.act(conn, events.actor_for(conn, self.user), item["id"], action, request, full=False)
+        except DBAPIError as error:
+            # Row-level security refusing a write the workflow allowed: still a refusal, said in Chinese.
+            if getattr(error.orig, "sqlstate", None) != "42501":
+                raise
+            self._say("无权操作该事件 (refused by row-level security)")
+            return
+        except ServiceError as error:
+            self._say(str(error))
+            if isinstance(error, events.VersionConflict):
+                self.overdue_form.objects = []
+                self.load_overdue()
+            return
+        self.overdue_form.objects = []
+        done = "已督办" if action == "supervise" else f"已亮{'黄' if color == 'yellow' else '红'}牌"
+        self._say(f"{item['number']}：{done}", "success")
+        self.load_overdue()
+
     @staticmethod
     def _share_md(report: dict) -> str:
         def percent(value):
@@ -244,7 +363,10 @@ class AssessmentPage:
                             sizing_mode="stretch_width")
         disputes = pn.Column(self.screening_table, self.share, self.chart, self.download_screening,
                              sizing_mode="stretch_width")
-        tabs = pn.Tabs(("考核排名", ranking), ("矛盾纠纷排查", disputes), sizing_mode="stretch_width")
+        overdue = pn.Column(self.overdue_note, self.overdue_message, self.overdue_table, self.overdue_form,
+                            sizing_mode="stretch_width")
+        tabs = pn.Tabs(("考核排名", ranking), ("矛盾纠纷排查", disputes), ("超期督办", overdue),
+                       sizing_mode="stretch_width")
         return theme.page("考核督办", main=[pn.Column(self.period_label, tabs, sizing_mode="stretch_width")],
                           sidebar=[controls])
 

@@ -14,6 +14,9 @@
 - **Workbench**: draw a polygon or rectangle (or a circle: a point and a radius), choose the layers and
   the events' time window, count what is inside, and export a layer's rows (CSV/XLSX/GeoJSON, masked,
   logged). A grid, once reached, links to its printable notice board (网格服务公示牌).
+- **Registry links**: the opened building, compound or grid links to its record in the registry page's
+  side panel (在台账中打开), and a click on the map offers 在此处新建 — a new record of a point, line or
+  polygon registry the role may write, placed at the clicked CGCS2000 lon/lat.
 
 Every read runs through ``connect()`` — a connection as the app role scoped to the user — and the
 services in :mod:`layers.spatial` and :mod:`layers.housing_grid`; this module writes no SQL.
@@ -39,6 +42,7 @@ from sqlalchemy import Connection
 
 from dashboards import theme
 from dashboards.map import TerritoryMap
+from dashboards.registries import new_record_url, placeable_registries, readable_registries, record_url
 from gis.security.roles import SPECIAL_CATEGORIES
 from layers import housing_grid, people, spatial, territory
 
@@ -176,6 +180,17 @@ class Explorer(param.Parameterized):
         self.export_format.param.watch(self._name_export, "value")
         self.export_layer.param.watch(self._name_export, "value")
         self.notice_link = pn.pane.HTML("", margin=(0, 10), css_classes=["gg-notice-board"])
+        # The registry side panel of /registries is where a feature's record is read and edited: the map
+        # links to it (the opened building / compound / grid), and a click offers to create a record there.
+        self._readable = {r.key for r in readable_registries(user)}
+        self.record_link = pn.pane.HTML("", margin=(0, 10), css_classes=["gg-record-link"])
+        placeable = placeable_registries(user)
+        self.new_registry = pn.widgets.Select(
+            label="在此处新建", options={r.zh: r.key for r in placeable}, sizing_mode="stretch_width",
+            css_classes=["gg-new-registry"], visible=bool(placeable))
+        self.new_link = pn.pane.HTML("", margin=(0, 10), css_classes=["gg-new-link"])
+        self.new_registry.param.watch(lambda _: self._show_new_link(), "value")
+        self._clicked_at: tuple[float, float] | None = None
         self.area_button = pn.widgets.Button(label="统计绘制范围", color="success",
                                              sizing_mode="stretch_width")
         self.area_button.on_click(self._query_area)
@@ -226,6 +241,10 @@ class Explorer(param.Parameterized):
         self.children_table.value = pd.DataFrame({"名称": children["name"], "层级": children["level_label"],
                                                   label: children["value"].astype(int)})
         self._show_notice_link(grid_id)
+        feature_id = grid_id if self.node.level == "grid" else None
+        if self.node.level in ("compound", "building"):
+            feature_id = int(self.node.key)
+        self.show_record_link(self.node.level, feature_id)
         if self.node.level == "building":
             self.open_building(int(self.node.key), zoom=zoom, mark_house=self._mark_house)
         if zoom and self.node.level != "building":
@@ -235,6 +254,21 @@ class Explorer(param.Parameterized):
         # The 公示牌 is printed by the registries' route (same permission, scope and access log).
         self.notice_link.object = (f"<a href='{notice_board_url(grid_id)}' target='_blank'>"
                                    f"打印网格服务公示牌（PDF）</a>" if grid_id is not None else "")
+
+    def show_record_link(self, key: str, record_id: int | None) -> None:
+        """A link to a feature's record in the registry side panel (``key``: building, compound or grid),
+        if the role may read that registry."""
+        shown = record_id is not None and key in self._readable
+        self.record_link.object = (f"<a href='{record_url(key, record_id)}' target='_blank'>在台账中打开</a>"
+                                   if shown else "")
+
+    def _show_new_link(self) -> None:
+        key = self.new_registry.value
+        if not key or self._clicked_at is None:
+            self.new_link.object = ""
+            return
+        self.new_link.object = (f"<a href='{new_record_url(key, *self._clicked_at)}' target='_blank'>"
+                                f"在此处新建（{self._clicked_at[0]:.6f}, {self._clicked_at[1]:.6f}）</a>")
 
     def _zoom_to_node(self, drawn: gpd.GeoDataFrame) -> None:
         if len(drawn):
@@ -270,6 +304,8 @@ class Explorer(param.Parameterized):
             return
         lon, lat = self.map.to_lonlat(x, y)
         self._circle_centre = (lon, lat)  # the centre of a circle, should the analyst give a radius
+        self._clicked_at = (lon, lat)  # CGCS2000 (to_lonlat shifts a GCJ-02 basemap's click back)
+        self._show_new_link()
         # A building under the click (or, on a raster, the nearest within a few pixels) opens its 楼盘表.
         tolerance = 15.0 if self.big_layer else 0.0
         with self.connect() as conn:
@@ -280,7 +316,10 @@ class Explorer(param.Parameterized):
                                        else "附近没有楼栋"))
         if hit is not None and self.node.level in ("grid", "compound", "building"):
             self.descend(spatial.Node("building", str(hit["id"]), hit["name"]))
+            self.show_record_link("building", int(hit["id"]))  # also when the building was already open
             return
+        if hit is not None:
+            self.show_record_link("building", int(hit["id"]))
         point = Point(x, y)
         inside = self.children[self.children.geometry.contains(point)] if len(self.children) else []
         if len(inside):
@@ -599,10 +638,11 @@ class Explorer(param.Parameterized):
     def sidebar(self, totals_card: pn.viewable.Viewable, user_label: str) -> pn.viewable.Viewable:
         search = pn.Card(self.search_kind, self.search_text, self.search_button, self.search_message,
                          self.results, title="以人找房", collapsible=False, sizing_mode="stretch_width")
-        drill = pn.Card(self.crumbs, self.notice_link, self.figure_select, self.children_title,
-                        self.children_table, title="逐级下钻", collapsible=False, sizing_mode="stretch_width")
+        drill = pn.Card(self.crumbs, self.notice_link, self.record_link, self.figure_select,
+                        self.children_title, self.children_table, title="逐级下钻", collapsible=False,
+                        sizing_mode="stretch_width")
         return pn.Column(totals_card, drill, search, self.map.controls, self.big_select, self.special_select,
-                         self.click_info,
+                         self.click_info, self.new_registry, self.new_link,
                          pn.pane.Markdown(pn.bind(_selected_text, self.map.param.selected),
                                           sizing_mode="stretch_width", css_classes=["gg-selected"]),
                          pn.pane.Markdown(f"<small>当前用户：{user_label}</small>",

@@ -36,6 +36,7 @@ from dashboards.loads import loads_page
 from dashboards.notices import notices_page
 from dashboards.notice_popup import attach_notice_popup
 from dashboards.playback import playback_page
+from dashboards.registries import link_args as registry_link_args
 from dashboards.registries import registries_page
 from dashboards.statistics import statistics_page
 from dashboards.wall import wall_page
@@ -120,10 +121,13 @@ def mount_pages(app: FastAPI, settings: Settings, current_user: CurrentUser) -> 
         return explorer_page(user, lambda: page_connection(settings, user), basemap=basemap_for(settings))
 
     def registries(user: PageUser) -> pn.viewable.Viewable:
-        # ?registry=<key> opens that registry (links from the map and other pages).
-        initial = pn.state.session_args.get("registry", [b""])[0].decode("utf-8", "replace")
+        # ?registry=<key> opens that registry (links from the map and other pages); &id=<id> one of its
+        # records, &new=1&lon=..&lat=.. a new record placed there (CGCS2000).
+        args = pn.state.session_args
+        initial = args.get("registry", [b""])[0].decode("utf-8", "replace")
         return registries_page(user, lambda: page_connection(settings, user), tile_url=tile_url(settings),
-                               initial=initial or None, nearby_metres=settings.school_nearby_metres)
+                               initial=initial or None, nearby_metres=settings.school_nearby_metres,
+                               **registry_link_args(args))
 
     def wall(user: PageUser) -> pn.viewable.Viewable:
         return wall_page(settings, user, tile_url=tile_url(settings))

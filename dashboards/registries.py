@@ -25,6 +25,10 @@ Locations, on a small copy of the shared :class:`dashboards.map.TerritoryMap`:
 The shared map shows the cursor's coordinates. A record can be soft-deleted after a confirmation (with the
 version it was loaded with); a special-population record lists its 帮扶记录 and takes new ones; a school
 lists the key persons living within the configured distance (周边重点人员), masked.
+
+The map links here (:func:`record_url`, :func:`new_record_url`): ``?registry=<key>&id=<id>`` opens a record
+in the side panel, ``&new=1&lon=..&lat=..`` a new record with its point set there (or, for a line or
+polygon, its drawing map centred there); saving validates it like any other.
 """
 
 from __future__ import annotations
@@ -251,7 +255,8 @@ class RegistryBrowser(pn.viewable.Viewer):
                            doc="lon, lat (CGCS2000) of the point being set")
 
     def __init__(self, user: Any, connect: Connect, *, units=None, tile_url: str | None = None,
-                 initial: str | None = None, nearby_metres: float = service.NEARBY_METRES, **params):
+                 initial: str | None = None, nearby_metres: float = service.NEARBY_METRES,
+                 record_id: int | None = None, new_at: tuple[float, float] | None = None, **params):
         super().__init__(**params)
         self.user, self.connect = user, connect
         self.nearby_metres = float(nearby_metres)
@@ -306,6 +311,7 @@ class RegistryBrowser(pn.viewable.Viewer):
         self._module_changed()
         if start is not None:
             self.registry_select.value = start.key
+            self._open_from_link(record_id, new_at)
 
     # ------------------------------------------------------------ layout
     @property
@@ -390,6 +396,31 @@ class RegistryBrowser(pn.viewable.Viewer):
             parts.append(f'<a href="{API}/{registry.key}/print{suffix}" target="_blank" class="gg-print">'
                          "打印列表</a>")
         return "　".join(parts)
+
+    def _open_from_link(self, record_id: int | None, new_at: tuple[float, float] | None) -> None:
+        """A link from another page (the map): open a record, or a new one placed at ``new_at`` (CGCS2000
+        lon/lat) -- a point registry gets the point set (still to be saved), a line or polygon registry
+        its drawing map centred there."""
+        if record_id is not None:
+            self._show_record(record_id)
+            return
+        if new_at is None:
+            return
+        if not self.writable:
+            self._message(f"您的角色不能新增{self.registry.zh}记录", "warning")
+            return
+        self._show_record(None)
+        kind = draw_kind(self.registry)
+        if kind == "point":
+            self._show_point(new_at)
+        elif kind in ("line", "polygon") and kind in self.maps:
+            territory_map = self.maps[kind]
+            x, y = territory_map.to_draw(*new_at)
+
+            def centre() -> None:  # once the page is shown: the browser does the zoom (see zoom_to)
+                territory_map.zoom_to((x - 150, y - 150, x + 150, y + 150))
+
+            pn.state.onload(centre)
 
     # ------------------------------------------------------------ the side panel
     def _selected(self, event: param.parameterized.Event) -> None:
@@ -833,6 +864,43 @@ th { color: #555; font-weight: 600; }
 """
 
 
+def record_url(key: str, record_id: int) -> str:
+    """The registry page opened on one record (the link the map gives a clicked feature)."""
+    return f"/registries?{urlencode({'registry': key, 'id': int(record_id)})}"
+
+
+def new_record_url(key: str, lon: float, lat: float) -> str:
+    """The registry page opened on a new record placed at a CGCS2000 lon/lat."""
+    return f"/registries?{urlencode({'registry': key, 'new': 1, 'lon': f'{lon:.7f}', 'lat': f'{lat:.7f}'})}"
+
+
+def placeable_registries(user: Any) -> list[Registry]:
+    """The registries the user may create from a point on the map: a point, line or polygon of their own,
+    and the role may write them."""
+    return [r for r in readable_registries(user)
+            if draw_kind(r) is not None and user.has(r.permission("write"))]
+
+
+def link_args(args: dict[str, list[bytes]]) -> dict[str, Any]:
+    """``record_id`` / ``new_at`` for :func:`registries_page` from the page's query arguments
+    (``id=<record id>``, or ``new=1&lon=..&lat=..``); malformed ones are ignored, as a plain link is
+    better than an error page."""
+    def arg(name: str) -> str:
+        return (args.get(name) or [b""])[0].decode("utf-8", "replace").strip()
+
+    out: dict[str, Any] = {"record_id": None, "new_at": None}
+    if arg("id").isdigit():
+        out["record_id"] = int(arg("id"))
+    elif arg("new") == "1":
+        try:
+            lon, lat = float(arg("lon")), float(arg("lat"))
+        except ValueError:
+            return out
+        if -180 <= lon <= 180 and -90 <= lat <= 90:
+            out["new_at"] = (lon, lat)
+    return out
+
+
 def _crs_label(crs: str) -> str:
     return next(label for label, value in INPUT_CRS.items() if value == crs).split("（")[0]
 
@@ -906,15 +974,18 @@ def _point_of(record: dict | None) -> tuple[float, float] | None:
 
 def registries_page(user: Any, connect: Connect, *, tile_url: str | None = None,
                     initial: str | None = None,
-                    nearby_metres: float = service.NEARBY_METRES) -> pn.template.BaseTemplate:
+                    nearby_metres: float = service.NEARBY_METRES, record_id: int | None = None,
+                    new_at: tuple[float, float] | None = None) -> pn.template.BaseTemplate:
     """The page for one session; ``connect()`` opens a connection scoped to ``user``; ``nearby_metres``
-    is the distance of 周边重点人员 (settings: ``school_nearby_metres``)."""
+    is the distance of 周边重点人员 (settings: ``school_nearby_metres``). ``initial`` opens a registry, and
+    in it ``record_id`` a record or ``new_at`` (CGCS2000 lon, lat) a new record placed there (links from
+    the map: :func:`record_url`, :func:`new_record_url`)."""
     if not readable_registries(user):
         return theme.notice_page("台账", "无权限", "您的角色没有查看任何台账的权限，请联系管理员。")
     with connect() as conn:
         units = territory.territory_units(conn, within_path=user.scope)
     browser = RegistryBrowser(user, connect, units=units, tile_url=tile_url, initial=initial,
-                              nearby_metres=nearby_metres)
+                              nearby_metres=nearby_metres, record_id=record_id, new_at=new_at)
     side = pn.Column(browser.sidebar, pn.pane.Markdown(f"<small>当前用户：{user.display_name}</small>"),
                      sizing_mode="stretch_width")
     return theme.page("台账管理", main=[browser], sidebar=[side])

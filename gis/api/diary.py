@@ -115,7 +115,10 @@ class CommentBody(BaseModel):
 
 
 def _ids(value: str | None) -> list[int]:
-    return [int(v) for v in (value or "").replace(" ", "").split(",") if v]
+    try:
+        return [int(v) for v in (p.strip() for p in (value or "").split(",")) if v]
+    except ValueError:
+        raise HTTPException(422, "编号应为逗号分隔的数字 (ids: comma-separated numbers)") from None
 
 
 def _link_ids(values: list[int] | None) -> list[int] | None:

@@ -142,3 +142,46 @@ def test_the_page_shows_the_apis_numbers(assessment_server, territory_db, page, 
     assert logged == 1
     assert browser_log.blocked == []
     assert browser_log.console_errors == []
+
+
+def test_overdue_events_are_supervised_from_their_row(assessment_server, territory_db, page,
+                                                      browser_log: BrowserLog):
+    """wg_a's two open October cases are long past their deadlines: listed in 超期督办; the district
+    commander's 督办 with a note writes a supervision row and the row's count goes up; so does a 黄牌."""
+    base_url = assessment_server
+    with db.owner_engine(territory_db).connect() as conn:
+        overdue = conn.exec_driver_sql(
+            "SELECT id, number FROM event WHERE status <> ALL(ARRAY['closed', 'evaluated', 'cancelled'])"
+            " AND due_at <= now() ORDER BY due_at").all()
+    assert len(overdue) == 2
+    event_id, number = overdue[0]
+    page.goto(f"{base_url}/assessment")
+    if "/login" in page.url:
+        log_in(page)
+    page.locator(".bk-tab", has_text="超期督办").click()
+    rows = page.locator(".gg-overdue .tabulator-row")
+    expect(rows).to_have_count(2, timeout=60_000)
+    row = rows.filter(has_text=number)
+    expect(row.locator(f"a[href='/events?id={event_id}']")).to_have_text(number)
+    expect(row.locator("[tabulator-field='督办次数']")).to_have_text("0")
+
+    row.locator(".gg-supervise-button").click()
+    page.locator(".gg-overdue-text textarea").fill("请尽快办结并回复")
+    page.get_by_role("button", name="确定督办").click()
+    expect(page.locator(".gg-overdue-message")).to_contain_text("已督办", timeout=60_000)
+    expect(rows.filter(has_text=number).locator("[tabulator-field='督办次数']")).to_have_text("1")
+    with db.owner_engine(territory_db).connect() as conn:
+        notes = conn.exec_driver_sql(
+            f"SELECT note FROM event_supervision WHERE event_id = {int(event_id)}").scalars().all()
+    assert notes == ["请尽快办结并回复"]
+
+    # 红黄牌: without a reason the service's refusal is shown; with one, the yellow count goes up.
+    rows.filter(has_text=number).locator(".gg-card-button").click()
+    page.get_by_role("button", name="确定红黄牌").click()
+    expect(page.locator(".gg-overdue-message")).to_contain_text("须填写：意见/理由", timeout=60_000)
+    page.locator(".gg-overdue-text textarea").fill("超期未办结")
+    page.get_by_role("button", name="确定红黄牌").click()
+    expect(page.locator(".gg-overdue-message")).to_contain_text("已亮黄牌", timeout=60_000)
+    expect(rows.filter(has_text=number).locator("[tabulator-field='黄牌']")).to_have_text("1")
+    assert browser_log.blocked == []
+    assert browser_log.console_errors == []

@@ -3,6 +3,8 @@ workbench — offline, with no console errors. Screenshots are kept under /tmp a
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from playwright.sync_api import expect
 from pyproj import Transformer
@@ -34,9 +36,14 @@ _RANGES_JS = """() => {
 
 
 @pytest.fixture(scope="module")
-def explorer_server(territory_db):
+def places_db(territory_db):
     insert_places(territory_db)
-    with running_server(territory_db) as base_url:
+    return territory_db
+
+
+@pytest.fixture(scope="module")
+def explorer_server(places_db):
+    with running_server(places_db) as base_url:
         yield base_url
 
 
@@ -341,3 +348,64 @@ def test_big_layer_rasterizes_zoomed_out_and_draws_footprints_zoomed_in(explorer
     assert 1 <= vectors["footprints"] <= 3
     page.screenshot(path=SHOTS.format("big_vectors"))
     assert browser_log.console_errors == [] and browser_log.blocked == []
+
+
+def test_a_clicked_building_links_to_its_record_and_offers_a_new_one_there(places_db):
+    """Without a browser: a grid worker's click on 2幢 gives a link to 2幢's record in the registry side
+    panel and a 在此处新建 link carrying the clicked CGCS2000 lon/lat."""
+    from urllib.parse import parse_qs, urlparse
+
+    import holoviews as hv
+
+    from dashboards.explorer import Explorer
+    from gis.security.scope import scoped_connection
+    from gis.security.sessions import login, resolve
+    from layers import spatial, territory
+
+    hv.extension("bokeh", logo=False)
+    token, _ = login(places_db, GRID_WORKER[0], GRID_WORKER[1], client_addr="test")
+    user = resolve(places_db, token)
+    with scoped_connection(places_db, user) as conn:
+        top = territory.unit_at_path(conn, user.scope)
+        units = territory.territory_units(conn, within_path=user.scope)
+    explorer = Explorer(user, lambda: scoped_connection(places_db, user),
+                        spatial.Node(top.level, top.path, top.name), units, spatial.Basemap())
+    assert "在台账中打开" in explorer.record_link.object  # the grid itself, opened at the start
+    assert explorer.new_link.object == ""  # nothing clicked yet
+    with db.owner_engine(places_db).connect() as conn:
+        building_id = conn.execute(text("SELECT id FROM building WHERE name = '2幢'")).scalar_one()
+    x0, y0, x1, y1 = FOOTPRINTS["2幢"]
+    lon, lat = (x0 + x1) / 2, (y0 + y1) / 2
+    explorer._tapped(*explorer.map.to_draw(lon, lat))
+
+    assert explorer.building_id == building_id
+    assert explorer.record_link.object == (f"<a href='/registries?registry=building&id={building_id}' "
+                                           "target='_blank'>在台账中打开</a>")
+    options = explorer.new_registry.options
+    assert "视频监控点位" in options and "楼栋" in options  # a point and a polygon registry it may write
+    explorer.new_registry.value = options["视频监控点位"]
+    href = explorer.new_link.object.split("href='")[1].split("'")[0]
+    query = parse_qs(urlparse(href).query)
+    assert urlparse(href).path == "/registries" and query["registry"] == ["camera"] and query["new"] == ["1"]
+    assert abs(float(query["lon"][0]) - lon) < 1e-6 and abs(float(query["lat"][0]) - lat) < 1e-6
+
+    # What the links open (the registry page, built without a browser): the record, or a new one placed
+    # at the click -- the point set for a point registry, the drawing map centred there for a polygon.
+    from dashboards.registries import RegistryBrowser, link_args
+
+    def browser_for(href: str) -> RegistryBrowser:
+        args = {k: [v[0].encode()] for k, v in parse_qs(urlparse(href).query).items()}
+        return RegistryBrowser(user, lambda: scoped_connection(places_db, user), units=units,
+                               initial=args["registry"][0].decode(), **link_args(args))
+
+    opened = browser_for(f"/registries?registry=building&id={building_id}")
+    assert opened.record is not None and opened.record["name"] == "2幢"
+    placed = browser_for(href)
+    assert placed.record is None and placed.location == (float(query["lon"][0]), float(query["lat"][0]))
+    drawn = browser_for(href.replace("registry=camera", "registry=building"))
+    assert drawn.record is None and "新增楼栋" in drawn.side.objects[0].object
+    x, y = drawn.maps["polygon"].to_draw(lon, lat)
+    x0, y0, x1, y1, _ = json.loads(drawn.maps["polygon"]._zoom_request.value)
+    assert x0 < x < x1 and y0 < y < y1 and x1 - x0 < 1000
+    assert link_args({"id": [b"1;drop"], "new": [b"1"], "lon": [b"abc"], "lat": [b"32"]}) == {
+        "record_id": None, "new_at": None}

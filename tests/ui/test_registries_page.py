@@ -114,12 +114,12 @@ def camera(server, record_id: int) -> dict:
             {"id": record_id}).mappings().one())
 
 
-def open_registry(page, base_url: str, key: str, account=EDITOR) -> None:
-    page.goto(f"{base_url}/registries?registry={key}")
+def open_registry(page, base_url: str, key: str, account=EDITOR, more: str = "") -> None:
+    page.goto(f"{base_url}/registries?registry={key}{more}")
     if "/login" in page.url:  # the login form returns to the path, without the query: go again
         log_in(page, account[0], account[1])
         expect(page.get_by_text("台账管理").first).to_be_visible(timeout=60_000)
-        page.goto(f"{base_url}/registries?registry={key}")
+        page.goto(f"{base_url}/registries?registry={key}{more}")
     expect(page.get_by_text("台账管理").first).to_be_visible(timeout=60_000)
     expect(page.locator(".gg-page-info")).to_contain_text("共", timeout=30_000)
 
@@ -546,3 +546,32 @@ def test_every_registry_opens_with_its_form_location_and_links(registry_server):
 def shows(layout, pane) -> bool:
     """Whether ``pane`` is somewhere inside ``layout`` (a Viewer is laid out as what it returns)."""
     return any(o is pane or shows(o, pane) for o in getattr(layout, "objects", []))
+
+
+def test_links_from_the_map_open_a_record_or_a_new_one_placed_there(registry_server, page,
+                                                                     browser_log: BrowserLog):
+    """The map's links: ``&id=`` opens that record in the side panel; ``&new=1&lon=&lat=`` a new record
+    with its point already set there, which saving stores (CGCS2000, to well under a metre)."""
+    from dashboards.registries import new_record_url, record_url
+
+    server = registry_server
+    record_id = server["ids"]["人民路口"]
+    assert record_url("camera", record_id) == f"/registries?registry=camera&id={record_id}"
+    open_registry(page, server["url"], "camera", more=f"&id={record_id}")
+    expect(side(page).get_by_text("视频监控点位：人民路口")).to_be_visible(timeout=WAIT)
+    expect(side(page).get_by_label("安装位置")).to_have_value("路口东北角")
+
+    lon, lat = 118.7512345, 32.0801234  # in the centre grid
+    page.goto(server["url"] + new_record_url("camera", lon, lat))
+    expect(side(page).get_by_text("新增视频监控点位")).to_be_visible(timeout=WAIT)
+    expect(side(page).get_by_text("（未保存）")).to_be_visible(timeout=WAIT)
+    side(page).get_by_label("点位名称").fill("地图新建点位")
+    side(page).get_by_role("button", name="保存").click()
+    expect(side(page).get_by_text("已保存（第 1 版）")).to_be_visible(timeout=WAIT)
+    with db.owner_engine(server["settings"]).connect() as conn:
+        metres = conn.execute(text(
+            "SELECT ST_Distance(ST_Transform(geom, 4326)::geography, "
+            "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) FROM camera "
+            "WHERE name = '地图新建点位' AND deleted_at IS NULL"), {"lon": lon, "lat": lat}).scalar_one()
+    assert metres < 0.5
+    assert browser_log.blocked == [] and browser_log.console_errors == []
