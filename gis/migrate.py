@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from alembic import command, op
+from alembic import command, context, op
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -17,6 +17,13 @@ from gis.settings import Settings
 
 SQL_DIR = Path(__file__).parent / "sql"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def role_params() -> dict[str, str]:
+    """The role names a migration's SQL grants to (``{owner_role}``, ``{app_role}``): from the settings
+    the upgrade runs with."""
+    settings = context.config.attributes["settings"]
+    return {"owner_role": settings.owner_role, "app_role": settings.app_role}
 
 
 def run_sql(name: str, **params: str) -> None:

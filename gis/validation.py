@@ -267,3 +267,18 @@ def validate_phone(value: str) -> str:
     if landline["ext"]:
         result = f"{result}-{landline['ext']}"
     return result
+
+
+# An offline queue's id for an item it may send twice (a UUID, usually): what the phone makes up.
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{8,64}$"
+
+
+def validate_client_id(value: str | None) -> str | None:
+    """The client id, trimmed; None when not given; :class:`ValidationError` when malformed."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if not re.match(CLIENT_ID_PATTERN, value):
+        raise ValidationError("client_id 须为 8–64 位字母、数字或 -_.: (如 UUID) (bad client_id)",
+                              "client_id")
+    return value

@@ -25,7 +25,6 @@ Which entries exist for the caller is row-level security's business (the entry's
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
+from gis.validation import ValidationError, validate_client_id
 from gis.crs import PositionError, optional_point
 from gis.errors import ServiceError
 from gis.security import audit
@@ -48,7 +48,6 @@ MAX_CONTENT = 5000
 MAX_LINKS = 200
 # How far back an entry may be dated: a week's offline queue and a late evening's catching up.
 MAX_BACKDATE_DAYS = 31
-CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
 HOUSE_ADDRESS = "nullif(concat_ws(' ', c.name, b.name, h.room_no), '')"
 
 
@@ -177,12 +176,10 @@ def _point(lon: float | None, lat: float | None, crs: str) -> tuple[float, float
 
 
 def _client_id(value: str | None) -> str | None:
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    if not CLIENT_ID.match(value):
-        raise Invalid("client_id 须为 8–64 位字母、数字或 -_.: (如 UUID) (bad client_id)")
-    return value
+    try:
+        return validate_client_id(value)
+    except ValidationError as error:
+        raise Invalid(error.message) from None
 
 
 def _link(conn: Connection, entry_id: int, persons: list[int], houses: list[int], *, replace: bool) -> None:

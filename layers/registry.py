@@ -176,7 +176,7 @@ class Registry:
     visits: bool = False
     title: str = "name"
     notes: str = ""
-    crud: bool = True  # False: rows are written elsewhere (the event workflow); metadata only
+    crud: bool = True  # False: rows are written by a workflow of their own; metadata only
     unique: tuple[str, ...] = ()  # columns unique among live rows (a person is in a category once)
 
     def __post_init__(self) -> None:

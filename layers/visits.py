@@ -23,7 +23,6 @@ order they give is close to the walking order.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
+from gis.validation import ValidationError, validate_client_id
 from gis.crs import PositionError, optional_point
 from gis.errors import ServiceError
 from gis.security import audit
@@ -46,7 +46,6 @@ from layers.registry import Registry
 DEFAULT_INTERVALS: dict[str, int] = Settings.model_fields["visit_intervals"].default_factory()
 CATEGORIES: dict[str, Registry] = {key: r for key, r in REGISTRIES.items() if r.visits}
 MAX_ITEMS = 500
-CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
 
 
 class VisitError(ServiceError):
@@ -215,12 +214,10 @@ def visits_by_worker(conn: Connection, start: dt.date, end: dt.date) -> dict[int
 
 # ---------------------------------------------------------------- recording a visit
 def _client_id(value: str | None) -> str | None:
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    if not CLIENT_ID.match(value):
-        raise Invalid("client_id 须为 8–64 位字母、数字或 -_.: (如 UUID) (bad client_id)")
-    return value
+    try:
+        return validate_client_id(value)
+    except ValidationError as error:
+        raise Invalid(error.message) from None
 
 
 def _seen(conn: Connection, user: Any, client_id: str) -> dict | None:

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, 
 from pydantic import BaseModel, Field
 
 from gis.api.deps import run_scoped
+from gis.validation import CLIENT_ID_PATTERN
 from gis.api.auth import AUTH_RESPONSES, Problem, require_user
 from gis.crs import CRS
 from gis.security.sessions import CurrentUser
@@ -31,7 +32,6 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _MAX_ID = 2**63 - 1
 _IDS = r"^\s*([1-9][0-9]{0,17}(\s*,\s*[1-9][0-9]{0,17})*)?\s*$"
 _CRS = rf"^({'|'.join(CRS)})$"
-_CLIENT_ID = r"^[A-Za-z0-9_.:-]{8,64}$"
 
 
 class VisitedPerson(BaseModel):
@@ -165,8 +165,8 @@ def router(settings: Settings) -> APIRouter:
         lat: Annotated[float | None, Form(ge=-90, le=90, description="纬度")] = None,
         crs: Annotated[str, Form(pattern=_CRS, description="坐标系：cgcs2000 / wgs84 / gcj02 / bd09")
                        ] = "wgs84",
-        client_id: Annotated[str | None, Form(pattern=_CLIENT_ID, description="客户端编号（UUID），重发幂等")
-                             ] = None,
+        client_id: Annotated[str | None, Form(pattern=CLIENT_ID_PATTERN,
+                                              description="客户端编号（UUID），重发幂等")] = None,
         photos: Annotated[list[UploadFile] | None, File(description="照片")] = None,
         photos_brackets: Annotated[list[UploadFile] | None, File(alias="photos[]", description="同 photos")
                                    ] = None,

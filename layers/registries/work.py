@@ -1,5 +1,9 @@
-"""The X modules' registries: events (written by the event workflow), diaries, grid workers' tracks,
-cameras, notices and shared files."""
+"""The X modules' registries: events, diaries, grid workers' tracks, cameras, notices and shared files.
+
+Events, diaries, notices and shared files are written by their workflows (layers/events, layers/diary,
+layers/notices, layers/shared_files: states, reviews, recipients, bytes on disk) and are declared here for
+the metadata only (``crud=False``): generic registry routes would write around those rules — a grid
+worker approving their own diary, a notice with no recipients."""
 
 from __future__ import annotations
 
@@ -38,7 +42,8 @@ REGISTRIES = (
          code("approval", "审批状态", "approval", "approval_status"),
          Field("approval_note", "审批意见", "approval note"),
          Field("comment", "点评", "comment")),
-        ("worker", "diary_date", "approval"), territory="ref:grid_id", title="worker", **_POINT,
+        ("worker", "diary_date", "approval"), territory="ref:grid_id", title="worker", crud=False,
+        **_POINT,
     ),
     Registry(
         "worker_track", "网格员轨迹", "grid worker's track", "patrol", "line",
@@ -74,7 +79,7 @@ REGISTRIES = (
          Field("attachment", "附件", "attachment"),
          Field("read_count", "已读人数", "read by", "int"),
          Field("unread_count", "未读人数", "not yet read by", "int")),
-        ("title", "notice_type", "sent_at"), title="title",
+        ("title", "notice_type", "sent_at"), title="title", crud=False,
     ),
     Registry(
         "shared_file", "内部硬盘共享", "shared file", "notices", "none",
@@ -82,6 +87,6 @@ REGISTRIES = (
          Field("uploader", "上传人", "uploaded by", search="trgm"),
          Field("uploaded_at", "上传时间", "uploaded at", "datetime"),
          Field("size", "文件大小", "size (bytes)", "int")),
-        ("file_name", "uploader"), title="file_name",
+        ("file_name", "uploader"), title="file_name", crud=False,
     ),
 )

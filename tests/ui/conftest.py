@@ -8,6 +8,7 @@ were none. That is how "no CDN at run time" is kept true.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
@@ -85,3 +86,31 @@ def page(browser, browser_log):
     context, page = open_page(browser, browser_log)
     yield page
     context.close()
+
+
+@contextmanager
+def pages_per_user(browser, base_url: str, password: str, *, check_console: bool = True):
+    """One browser context a user, logged in through the login API on first use: yields
+    ``(page_of, logs, pages)``. On exit the contexts are closed, then no request may have left the machine
+    (and, with ``check_console``, no page may have logged a console error)."""
+    logs: dict[str, BrowserLog] = {}
+    contexts, pages = [], {}
+
+    def page_of(username: str):
+        if username not in pages:
+            logs[username] = BrowserLog()
+            context, page = open_page(browser, logs[username])
+            contexts.append(context)
+            response = context.request.post(f"{base_url}/api/v1/auth/login",
+                                            data={"username": username, "password": password})
+            assert response.ok, response.text()
+            pages[username] = page
+        return pages[username]
+
+    yield page_of, logs, pages
+    for context in contexts:
+        context.close()
+    for username, log in logs.items():
+        assert log.blocked == [], f"{username}: requests left the machine: {log.blocked}"
+        if check_console:
+            assert log.console_errors == [], f"{username}: {log.console_errors}"

@@ -21,7 +21,7 @@ from gis.security.sessions import CurrentUser
 from layers import diary
 from layers.events.calendar import beijing_today
 from layers.events.service import Upload
-from tests.ui.conftest import BrowserLog, open_page
+from tests.ui.conftest import pages_per_user
 from tests.ui.support import running_server
 
 pytestmark = pytest.mark.ui
@@ -48,26 +48,9 @@ def world(territory_db, browser):
     with db.owner_engine(territory_db).begin() as conn:
         for username, (role, scope, name) in PEOPLE.items():
             ids[username] = users.upsert_user(conn, username, PASSWORD, role, scope, name)
-    logs: dict[str, BrowserLog] = {}
-    contexts, pages = [], {}
-    with running_server(territory_db) as base_url:
-        def page_of(username: str):
-            if username not in pages:
-                logs[username] = BrowserLog()
-                context, page = open_page(browser, logs[username])
-                contexts.append(context)
-                response = context.request.post(f"{base_url}/api/v1/auth/login",
-                                                data={"username": username, "password": PASSWORD})
-                assert response.ok, response.text()
-                pages[username] = page
-            return pages[username]
-
+    with (running_server(territory_db) as base_url,
+          pages_per_user(browser, base_url, PASSWORD) as (page_of, logs, pages)):
         yield {"url": base_url, "settings": territory_db, "ids": ids, "page": page_of, "logs": logs}
-        for context in contexts:
-            context.close()
-    for username, log in logs.items():
-        assert log.blocked == [], f"{username}: requests left the machine: {log.blocked}"
-        assert log.console_errors == [], f"{username}: {log.console_errors}"
 
 
 def user(world, username: str) -> CurrentUser:

@@ -19,7 +19,7 @@ from gis.security import roles, users
 from gis.security.scope import scoped_connection
 from gis.security.sessions import CurrentUser
 from layers import shared_files
-from tests.ui.conftest import BrowserLog, open_page
+from tests.ui.conftest import pages_per_user
 from tests.ui.support import running_server
 
 pytestmark = pytest.mark.ui
@@ -54,26 +54,9 @@ def world(territory_db, browser, tmp_path_factory):
     with scoped_connection(settings, commander) as conn:
         folder = shared_files.create_folder(conn, commander, FOLDER,
                                             share=shared_files.Share(community_id, True))
-    logs: dict[str, BrowserLog] = {}
-    contexts, pages = [], {}
-    with running_server(settings) as base_url:
-        def page_of(username: str):
-            if username not in pages:
-                logs[username] = BrowserLog()
-                context, page = open_page(browser, logs[username])
-                contexts.append(context)
-                response = context.request.post(f"{base_url}/api/v1/auth/login",
-                                                data={"username": username, "password": PASSWORD})
-                assert response.ok, response.text()
-                pages[username] = page
-            return pages[username]
-
+    with (running_server(settings) as base_url,
+          pages_per_user(browser, base_url, PASSWORD) as (page_of, logs, pages)):
         yield {"url": base_url, "settings": settings, "folder": folder, "page": page_of, "logs": logs}
-        for context in contexts:
-            context.close()
-    for username, log in logs.items():
-        assert log.blocked == [], f"{username}: requests left the machine: {log.blocked}"
-        assert log.console_errors == [], f"{username}: {log.console_errors}"
 
 
 def user_of(ids: dict, username: str) -> CurrentUser:

@@ -3,23 +3,16 @@
 Revision ID: 0002
 """
 
-from alembic import context
-
-from gis.migrate import run_sql
+from gis.migrate import role_params, run_sql
 
 revision = "0002"
 down_revision = "0001"
 
 
-def _roles() -> dict[str, str]:
-    settings = context.config.attributes["settings"]
-    return {"owner_role": settings.owner_role, "app_role": settings.app_role}
-
-
 def upgrade() -> None:
     run_sql("0002_masking.sql")  # first: the change history masks with it
-    run_sql("0002_access.sql", **_roles())
+    run_sql("0002_access.sql", **role_params())
 
 
 def downgrade() -> None:
-    run_sql("0002_access_down.sql", **_roles())
+    run_sql("0002_access_down.sql", **role_params())

@@ -5,22 +5,15 @@ A branch from 0002 beside the registries (0003); the two heads are merged by a l
 Revision ID: 0004
 """
 
-from alembic import context
-
-from gis.migrate import run_sql
+from gis.migrate import role_params, run_sql
 
 revision = "0004"
 down_revision = "0002"
 
 
-def _roles() -> dict[str, str]:
-    settings = context.config.attributes["settings"]
-    return {"owner_role": settings.owner_role, "app_role": settings.app_role}
-
-
 def upgrade() -> None:
-    run_sql("0004_events.sql", **_roles())
+    run_sql("0004_events.sql", **role_params())
 
 
 def downgrade() -> None:
-    run_sql("0004_events_down.sql", **_roles())
+    run_sql("0004_events_down.sql", **role_params())

@@ -6,22 +6,15 @@ lead merges the heads.
 Revision ID: 0009
 """
 
-from alembic import context
-
-from gis.migrate import run_sql
+from gis.migrate import role_params, run_sql
 
 revision = "0009"
 down_revision = "0008"
 
 
-def _roles() -> dict[str, str]:
-    settings = context.config.attributes["settings"]
-    return {"owner_role": settings.owner_role, "app_role": settings.app_role}
-
-
 def upgrade() -> None:
-    run_sql("0009_notices.sql", **_roles())
+    run_sql("0009_notices.sql", **role_params())
 
 
 def downgrade() -> None:
-    run_sql("0009_notices_down.sql", **_roles())
+    run_sql("0009_notices_down.sql", **role_params())

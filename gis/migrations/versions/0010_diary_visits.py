@@ -6,22 +6,15 @@ A branch from 0008 beside 0009; the lead merges the heads.
 Revision ID: 0010
 """
 
-from alembic import context
-
-from gis.migrate import run_sql
+from gis.migrate import role_params, run_sql
 
 revision = "0010"
 down_revision = "0008"
 
 
-def _roles() -> dict[str, str]:
-    settings = context.config.attributes["settings"]
-    return {"owner_role": settings.owner_role, "app_role": settings.app_role}
-
-
 def upgrade() -> None:
-    run_sql("0010_diary_visits.sql", **_roles())
+    run_sql("0010_diary_visits.sql", **role_params())
 
 
 def downgrade() -> None:
-    run_sql("0010_diary_visits_down.sql", **_roles())
+    run_sql("0010_diary_visits_down.sql", **role_params())
