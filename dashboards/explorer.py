@@ -95,8 +95,6 @@ class Explorer(param.Parameterized):
             streams=[self.mark_stream])
         # The viewport, for every per-viewport layer: the browser reports it through a range stream on a
         # layer of its own, and the layers are redrawn (:meth:`redraw_viewport_layers`) through pipes.
-        # Known issue: on Panel-on-FastAPI the redraw's patches reach the browser with its next message
-        # (the cursor readout sends one on every mouse move, so in use it is hidden; see issue 6's note).
         self.range_stream = hv.streams.RangeXY()
         self.range_stream.add_subscriber(self._viewport_moved)
         viewport_probe = hv.DynamicMap(lambda x_range, y_range: hv.Points([]), streams=[self.range_stream])

@@ -288,23 +288,11 @@ _BIG_LAYER_JS = """() => {
 }"""
 
 
-def big_layer_now(page, nudge) -> dict:
-    # A small mouse move, as a user's: the server's patches ride on the next message from the page
-    # (a known issue of Panel on FastAPI, see issue 6), and the cursor readout sends one on every move.
-    nudge()
-    page.wait_for_timeout(400)
+def wait_for_big_layer(page, test: str, seconds: float = 20) -> dict:
+    """Wait until the big layer's state in BokehJS passes ``test`` (a JS expression over ``s``)."""
+    page.wait_for_function(f"() => {{ const s = ({_BIG_LAYER_JS})(); return {test}; }}",
+                           timeout=seconds * 1000)
     return page.evaluate(_BIG_LAYER_JS)
-
-
-def wait_for_big_layer(page, nudge, test, seconds: float = 20) -> dict:
-    import time
-
-    deadline = time.monotonic() + seconds
-    state = big_layer_now(page, nudge)
-    while not test(state) and time.monotonic() < deadline:
-        state = big_layer_now(page, nudge)
-    assert test(state), state
-    return state
 
 
 def test_big_layer_rasterizes_zoomed_out_and_draws_footprints_zoomed_in(explorer_server, territory_db, page,
@@ -313,10 +301,6 @@ def test_big_layer_rasterizes_zoomed_out_and_draws_footprints_zoomed_in(explorer
 
     box = load_map(page, explorer_server)
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    wiggle = iter(range(10**6))
-
-    def nudge():
-        page.mouse.move(cx + next(wiggle) % 7, cy)
     page.locator(".gg-big-layer select").select_option(label="楼栋")
     page.mouse.move(cx, cy)
     for _ in range(3):  # zoom out: several kilometres across
@@ -324,7 +308,7 @@ def test_big_layer_rasterizes_zoomed_out_and_draws_footprints_zoomed_in(explorer
         page.wait_for_timeout(300)
     x0, x1, *_ = ranges(page)
     assert x1 - x0 > VECTOR_WIDTH
-    raster = wait_for_big_layer(page, nudge, lambda s: s["raster"] > 0 and s["footprints"] == 0)
+    raster = wait_for_big_layer(page, "s.raster > 0 && s.footprints === 0")
     assert raster["raster"] <= 3 * 4  # three buildings, a pixel or so each
     page.screenshot(path=SHOTS.format("big_raster"))
 
@@ -344,12 +328,12 @@ def test_big_layer_rasterizes_zoomed_out_and_draws_footprints_zoomed_in(explorer
     assert nearest == "2幢"
 
     page.mouse.move(*to_pixel(page, lon, lat))
-    for _ in range(8):  # zoom in on 2幢: a few hundred metres across
+    for _ in range(4):  # zoom in on 2幢: a few hundred metres across (each step is about ×2.4)
         page.mouse.wheel(0, -300)
         page.wait_for_timeout(300)
     x0, x1, *_ = ranges(page)
-    assert x1 - x0 < VECTOR_WIDTH
-    vectors = wait_for_big_layer(page, nudge, lambda s: s["footprints"] > 0 and s["raster"] == 0)
+    assert 50 < x1 - x0 < VECTOR_WIDTH  # 2幢 is 9 m west of the mouse: in view
+    vectors = wait_for_big_layer(page, "s.footprints > 0 && s.raster === 0")
     assert 1 <= vectors["footprints"] <= 3
     page.screenshot(path=SHOTS.format("big_vectors"))
     assert browser_log.console_errors == [] and browser_log.blocked == []
