@@ -18,6 +18,16 @@ from pathlib import Path
 from gis.settings import Settings
 
 EXTENSIONS = ("postgis", "ltree", "pg_trgm", "btree_gist")
+# PostGIS's bounding-box operators (``&&``, ``~`` and ``@`` on geometry, ``&&`` on geography) compare two
+# boxes of floats and raise no error whatever the rows hold (mixed SRIDs and empty geometries included),
+# but PostGIS does not declare them LEAKPROOF (its ticket 3676). Under row-level security PostgreSQL uses
+# only leakproof operators as index conditions ahead of the policy, so without this every spatial query
+# of the app role read its whole territory through the org_path index and tested footprints one by one.
+# Only a superuser may mark a function leakproof: done here, beside the extensions.
+LEAKPROOF_BOX_OPERATORS = (
+    "geometry_overlaps(geometry, geometry)", "geometry_within(geometry, geometry)",
+    "geometry_contains(geometry, geometry)", "geography_overlaps(geography, geography)",
+)
 DEBIAN_PACKAGES = "postgresql postgresql-15-postgis-3"
 
 
@@ -191,6 +201,8 @@ def provision(settings: Settings) -> list[str]:
     _psql_super(settings, f"GRANT pg_read_all_data TO {settings.backup_role}")
     for ext in EXTENSIONS:
         _psql_super(settings, f"CREATE EXTENSION IF NOT EXISTS {ext}", database=db)
+    _psql_super(settings, "; ".join(f"ALTER FUNCTION {f} LEAKPROOF" for f in LEAKPROOF_BOX_OPERATORS),
+                database=db)
     return said
 
 

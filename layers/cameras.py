@@ -122,8 +122,8 @@ def nearest_cameras(conn: Connection, lon: float, lat: float, *, n: int = 5,
     except PositionError as error:
         raise Invalid(str(error)) from None
     params = {"lon": lon, "lat": lat, "n": n}
-    # Under row-level security a bounding-box test (``&&``, not leakproof) cannot drive an index scan,
-    # but a KNN ordering (``<->``) can, and only against a constant: the point is written out.
+    # A KNN ordering (``<->``) walks the GiST index nearest first; it does so only against a constant,
+    # so the point is written out.
     point = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4490)"
     k = max(4 * n, 16)
     while True:

@@ -261,3 +261,22 @@ def test_every_path_returns_exactly_the_subtree(fresh_db, world):
         token = headers["Authorization"].split()[1]
         frame = notebook.connect(token=token, settings=settings).read("person")
         assert set(frame["id"]) == expected, "notebook API"
+
+
+def test_a_bounding_box_query_under_rls_can_use_the_footprint_index(two_grids):
+    """PostGIS's ``&&`` is not declared leakproof, so under row-level security PostgreSQL would not use it
+    as an index condition ahead of the policy: the app role read its whole territory and tested each
+    footprint. ``db up`` declares the box operators leakproof; the plan must probe the footprint index."""
+    from gis.cluster import LEAKPROOF_BOX_OPERATORS
+
+    with scoped_connection(two_grids["settings"], two_grids["user"]) as conn:
+        marked = conn.execute(text(
+            "SELECT bool_and(proleakproof) FROM pg_proc WHERE oid = ANY(CAST(:f AS regprocedure[]))"),
+            {"f": list(LEAKPROOF_BOX_OPERATORS)}).scalar()
+        conn.execute(text("SET LOCAL enable_seqscan = off"))  # a two-row table would be read whole anyway
+        plan = "\n".join(conn.execute(text(
+            "EXPLAIN SELECT id FROM building "
+            "WHERE footprint && ST_MakeEnvelope(118.7, 32.0, 118.8, 32.1, 4490)")).scalars())
+    index_conditions = [line for line in plan.splitlines() if "Index Cond" in line or "Recheck Cond" in line]
+    assert any("footprint &&" in line for line in index_conditions), plan
+    assert marked
