@@ -24,9 +24,11 @@ services in :mod:`layers.spatial` and :mod:`layers.housing_grid`; this module wr
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
+from urllib.parse import urlencode
 
 import datashader as ds
 import geopandas as gpd
@@ -85,6 +87,7 @@ class Explorer(param.Parameterized):
                                          crs="EPSG:3857")
         self._building_point: tuple[float, float] | None = None
         self._mark_house: int | None = None
+        self._node_grid_id: int | None = None  # the grid the explorer is at, if it is at one
 
         self.children_stream = hv.streams.Pipe(data=None)
         self.mark_stream = hv.streams.Pipe(data=[])
@@ -239,10 +242,8 @@ class Explorer(param.Parameterized):
         self.children_table.value = pd.DataFrame({"名称": children["name"], "层级": children["level_label"],
                                                   label: children["value"].astype(int)})
         self._show_notice_link(grid_id)
-        feature_id = grid_id if self.node.level == "grid" else None
-        if self.node.level in ("compound", "building"):
-            feature_id = int(self.node.key)
-        self.show_record_link(self.node.level, feature_id)
+        self._node_grid_id = grid_id
+        self._show_node_record_link()
         if self.node.level == "building":
             self.open_building(int(self.node.key), zoom=zoom, mark_house=self._mark_house)
         if zoom and self.node.level != "building":
@@ -253,12 +254,32 @@ class Explorer(param.Parameterized):
         self.notice_link.object = (f"<a href='{notice_board_url(grid_id)}' target='_blank'>"
                                    f"打印网格服务公示牌（PDF）</a>" if grid_id is not None else "")
 
+    def _show_node_record_link(self) -> None:
+        """The link to the record of the unit the explorer is at (a grid, compound or building)."""
+        feature_id = self._node_grid_id if self.node.level == "grid" else None
+        if self.node.level in ("compound", "building"):
+            feature_id = int(self.node.key)
+        self.show_record_link(self.node.level, feature_id)
+
     def show_record_link(self, key: str, record_id: int | None) -> None:
         """A link to a feature's record in the registry side panel (``key``: building, compound or grid),
         if the role may read that registry."""
         shown = record_id is not None and key in self._readable
         self.record_link.object = (f"<a href='{record_url(key, record_id)}' target='_blank'>在台账中打开</a>"
                                    if shown else "")
+
+    def _show_event_at(self, lon: float, lat: float, tolerance_m: float) -> bool:
+        """On the event layer, a link to the nearest event (in scope) on the events page; whether there
+        was one."""
+        with self.connect() as conn:
+            event = spatial.event_at(conn, lon, lat, tolerance_m)
+        if event is None:
+            self._show_node_record_link()
+            return False
+        href = f"/events?{urlencode({'id': int(event['id'])})}"
+        label = html.escape(f"打开事件 {event['number']}：{event['title']}")
+        self.record_link.object = f"<a href='{href}' target='_blank'>{label}</a>"
+        return True
 
     def _show_new_link(self) -> None:
         key = self.new_registry.value
@@ -312,6 +333,10 @@ class Explorer(param.Parameterized):
             self.click_info.object = (f"点击位置 {lon:.5f}, {lat:.5f}：" +
                                       (f"**{hit['name']}**（{hit['compound_name'] or '无小区'}）" if hit
                                        else "附近没有楼栋"))
+        if self.big_layer == "event":  # an event within a few pixels (15 m at least) opens; else as ever
+            view = self.viewport(self.view)
+            if self._show_event_at(lon, lat, max(tolerance, (view[2] - view[0]) / 100 if view else 0.0)):
+                return
         if hit is not None and self.node.level in ("grid", "compound", "building"):
             self.descend(spatial.Node("building", str(hit["id"]), hit["name"]))
             self.show_record_link("building", int(hit["id"]))  # also when the building was already open

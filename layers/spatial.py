@@ -503,6 +503,21 @@ def building_at(conn: Connection, lon: float, lat: float, tolerance_m: float = 0
     return dict(row) if row else None
 
 
+def event_at(conn: Connection, lon: float, lat: float, tolerance_m: float) -> dict[str, Any] | None:
+    """The event (not cancelled) nearest to a clicked point within ``tolerance_m`` metres: what a click
+    on the event layer opens."""
+    row = conn.execute(text("""
+        SELECT e.id, e.number, e.title
+          FROM event e, (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4490) AS pt) q
+         WHERE e.status <> 'cancelled'
+           AND e.location && ST_Expand(q.pt, :deg)
+           AND ST_DWithin(e.location::geography, q.pt::geography, :tol)
+         ORDER BY ST_Distance(e.location, q.pt), e.id LIMIT 1
+    """), {"lon": lon, "lat": lat, "tol": float(tolerance_m),
+           "deg": tolerance_m / 90_000 + 1e-7}).mappings().first()
+    return dict(row) if row else None
+
+
 VIEWPORT_LAYERS = {"person": "人口", "house": "房屋", "building": "楼栋", "event": "事件"}
 
 

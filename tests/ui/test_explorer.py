@@ -339,11 +339,8 @@ def test_big_layer_rasterizes_zoomed_out_and_draws_footprints_zoomed_in(explorer
     assert browser_log.console_errors == [] and browser_log.blocked == []
 
 
-def test_a_clicked_building_links_to_its_record_and_offers_a_new_one_there(places_db):
-    """Without a browser: a grid worker's click on 2幢 gives a link to 2幢's record in the registry side
-    panel and a 在此处新建 link carrying the clicked CGCS2000 lon/lat."""
-    from urllib.parse import parse_qs, urlparse
-
+def grid_workers_explorer(settings):
+    """The explorer as the grid worker's page builds it (no browser), with the user and their units."""
     import holoviews as hv
 
     from dashboards.explorer import Explorer
@@ -352,13 +349,39 @@ def test_a_clicked_building_links_to_its_record_and_offers_a_new_one_there(place
     from layers import spatial, territory
 
     hv.extension("bokeh", logo=False)
-    token, _ = login(places_db, GRID_WORKER[0], GRID_WORKER[1], client_addr="test")
-    user = resolve(places_db, token)
-    with scoped_connection(places_db, user) as conn:
+    token, _ = login(settings, GRID_WORKER[0], GRID_WORKER[1], client_addr="test")
+    user = resolve(settings, token)
+    with scoped_connection(settings, user) as conn:
         top = territory.unit_at_path(conn, user.scope)
         units = territory.territory_units(conn, within_path=user.scope)
-    explorer = Explorer(user, lambda: scoped_connection(places_db, user),
+    explorer = Explorer(user, lambda: scoped_connection(settings, user),
                         spatial.Node(top.level, top.path, top.name), units, spatial.Basemap())
+    return explorer, user, units
+
+
+def test_a_click_on_the_event_layer_opens_the_event(places_db):
+    """On the event layer a click within a few metres of an event links to it on the events page; a click
+    far from any event keeps the ordinary behaviour."""
+    explorer, _, _ = grid_workers_explorer(places_db)
+    with db.owner_engine(places_db).connect() as conn:
+        event_id = conn.execute(text("SELECT id FROM event WHERE number = '320106202601010001'")).scalar_one()
+    explorer.big_layer = "event"
+    explorer._tapped(*explorer.map.to_draw(EVENT_AT[0] + 0.00005, EVENT_AT[1]))  # ≈ 5 m east
+    assert explorer.record_link.object == (f"<a href='/events?id={event_id}' target='_blank'>"
+                                           "打开事件 320106202601010001：占道经营</a>")
+    explorer._tapped(*explorer.map.to_draw(EVENT_AT[0] + 0.01, EVENT_AT[1]))  # ≈ 1 km east
+    assert "/events?" not in explorer.record_link.object
+
+
+def test_a_clicked_building_links_to_its_record_and_offers_a_new_one_there(places_db):
+    """Without a browser: a grid worker's click on 2幢 gives a link to 2幢's record in the registry side
+    panel and a 在此处新建 link carrying the clicked CGCS2000 lon/lat."""
+    from urllib.parse import parse_qs, urlparse
+
+
+    from gis.security.scope import scoped_connection
+
+    explorer, user, units = grid_workers_explorer(places_db)
     assert "在台账中打开" in explorer.record_link.object  # the grid itself, opened at the start
     assert explorer.new_link.object == ""  # nothing clicked yet
     with db.owner_engine(places_db).connect() as conn:
