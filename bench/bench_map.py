@@ -20,13 +20,16 @@ To keep it off the shared embedded cluster, point it at a cluster of your own (s
 
     GRIDGOV_VAR_DIR=var/bench-$USER GRIDGOV_PG_PORT=54371 python bench/bench_map.py --scale 200000
 
-Measured that way (2026-11-29, 2 shared cores, 20 targets; the demo loads 200,000 people in ~20 s):
-200,000 people — click → household list 4.4 / 6.8 ms (median / p95; bare SQL 1.1 / 1.4), 1 km² polygon
-61 / 128 ms (bare 8.3 / 16.6), people layer after a 3 km pan 121 / 209 ms (bare 146 / 243). The polygon's
-overhead is mostly the planner: row-level security's ``org_path <@ (SELECT app.current_scope())`` is
-estimated at a handful of rows, so the building scan goes through the ``org_path`` GiST index (every
-building in scope, then the footprint test) rather than the footprint GiST index, and the statement
-takes ~35 ms to plan the first time on a connection.
+Measured that way (2026-11-29, 2 shared cores, 40 targets; the demo loads 2,000,000 people in 220 s):
+2,000,000 people — click → household list 15.9 / 31.1 ms (median / p95; bare SQL 1.1 / 9.2), click →
+楼盘表 26.4 / 71.4 ms (bare 6.4 / 63.7), 1 km² polygon 481 / 990 ms (bare 89 / 190), people layer after a
+3 km pan 1.28 / 2.20 s (bare 0.91 / 1.53). 200,000 people — 5.9 / 23.1, 6.3 / 15.9, 51 / 129 and
+83 / 170 ms. Row-level security no longer shapes the polygon's plan: with the box operators declared
+leakproof (``gis.cluster.LEAKPROOF_BOX_OPERATORS``) the building scan is a BitmapAnd of the footprint and
+org_path indexes (8 ms for a 1 km² square at 2,000,000, against 29 ms reading all 13,473 buildings in
+scope before), and the statement then runs as fast as the owner's (~290 ms for 41,676 residents). What
+is left is the people join itself (a nested loop of ~42,000 person lookups); the "bare SQL" column counts
+fewer columns than the service returns.
 """
 
 from __future__ import annotations
