@@ -28,8 +28,8 @@ Measured that way (2026-11-29, 2 shared cores, 40 targets; the demo loads 2,000,
 leakproof (``gis.cluster.LEAKPROOF_BOX_OPERATORS``) the building scan is a BitmapAnd of the footprint and
 org_path indexes (8 ms for a 1 km² square at 2,000,000, against 29 ms reading all 13,473 buildings in
 scope before), and the statement then runs as fast as the owner's (~290 ms for 41,676 residents). What
-is left is the people join itself (a nested loop of ~42,000 person lookups); the "bare SQL" column counts
-fewer columns than the service returns.
+is left is the people join itself (a nested loop of ~42,000 person lookups), which the bare SQL skips: it
+counts residences without reading a person or returning a row.
 """
 
 from __future__ import annotations
