@@ -93,6 +93,24 @@ def db_backup(file: Path = typer.Argument(..., help="备份文件 (custom-format
         _fail(f"备份失败 (backup failed): {error}")
 
 
+@db_app.command("sweep-files")
+def db_sweep_files(
+    grace_hours: float = typer.Option(24.0, help="只清理早于此小时数的文件 (younger: uploads in flight)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="只列出，不删除 (list only)"),
+) -> None:
+    """清理共享文件目录中无记录引用的文件 (remove stored bytes no row names: uploads rolled back)."""
+    from layers import file_store
+
+    settings = _settings()
+    with db.owner_engine(settings).connect() as conn:
+        referenced = file_store.referenced_digests(conn)
+    removed = file_store.sweep(settings, referenced, grace_seconds=grace_hours * 3600, dry_run=dry_run)
+    for path in removed if dry_run else ():
+        console.print(str(path))
+    verb = "将删除" if dry_run else "已删除"
+    console.print(f"{verb} {len(removed)} 个无引用文件，{len(referenced)} 个仍被引用 (unreferenced files)")
+
+
 @db_app.command("restore")
 def db_restore(file: Path = typer.Argument(..., exists=True, help="备份文件")) -> None:
     """从备份恢复，替换当前数据 (pg_restore --clean, one transaction)."""

@@ -16,7 +16,11 @@ import hashlib
 import os
 import re
 import tempfile
+import time
+from collections.abc import Iterable
 from pathlib import Path, PureWindowsPath
+
+from sqlalchemy import Connection, text
 
 from gis.errors import ServiceError
 from gis.settings import Settings
@@ -109,3 +113,36 @@ def save(settings: Settings, data: bytes) -> str:
 
 def load(settings: Settings, digest: str) -> bytes:
     return path_for(settings, digest).read_bytes()
+
+
+# Every column that holds a digest of this store. The bytes are written before the row that names them,
+# so an upload whose transaction rolled back leaves bytes nobody names: the sweep removes those.
+REFERENCING_COLUMNS = (("shared_file", "sha256"), ("notice_attachment", "sha256"))
+
+
+def referenced_digests(conn: Connection) -> set[str]:
+    """Every digest a row names, soft-deleted rows included (their history still offers the file). Read
+    as the owner: a digest outside one user's scope is still in use."""
+    union = " UNION ".join(f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL"
+                           for table, column in REFERENCING_COLUMNS)
+    return set(conn.execute(text(union)).scalars())
+
+
+def sweep(settings: Settings, referenced: Iterable[str], *, grace_seconds: float = 86_400,
+          dry_run: bool = False) -> list[Path]:
+    """Remove stored files no row names, and temporary files left by interrupted uploads, once they are
+    older than ``grace_seconds`` (an upload still in its transaction is younger); returns what was (or,
+    with ``dry_run``, would be) removed."""
+    root = Path(settings.files_dir).resolve()
+    if not root.is_dir():
+        return []
+    keep = set(referenced)
+    cutoff = time.time() - grace_seconds
+    removed = []
+    for path in sorted(root.glob("??/*")):
+        orphan = path.name.startswith(".upload-") or (_DIGEST.match(path.name) and path.name not in keep)
+        if orphan and path.is_file() and path.stat().st_mtime < cutoff:
+            if not dry_run:
+                path.unlink()
+            removed.append(path)
+    return removed

@@ -140,3 +140,38 @@ def test_the_database_fails_closed(world):
             with pytest.raises(DBAPIError) as raised, conn.begin():
                 conn.execute(text(f"SELECT count(*) FROM {table}")).all()
             assert raised.value.orig.sqlstate == "42501"
+
+
+def test_the_sweep_removes_only_old_bytes_no_row_names(world):
+    """Bytes are written before their row; an upload whose transaction rolled back leaves bytes nobody
+    names. ``gridgov db sweep-files`` removes those (and interrupted temporary files) once past the grace
+    period, and never a file a row names, in scope of anyone or soft-deleted."""
+    import os
+    import time
+
+    from typer.testing import CliRunner
+
+    from gis.cli import app as cli
+    from layers import file_store
+
+    upload(world, "sq1", "留存.txt", b"kept by its row")
+    kept = file_store.path_for(world.settings, hashlib.sha256(b"kept by its row").hexdigest())
+    old_orphan = file_store.path_for(world.settings, file_store.save(world.settings, b"rolled back long ago"))
+    young_orphan = file_store.path_for(world.settings, file_store.save(world.settings, b"upload in flight"))
+    leftover = old_orphan.parent / ".upload-interrupted"
+    leftover.write_bytes(b"half a file")
+    two_days_ago = time.time() - 2 * 86_400
+    for path in (kept, old_orphan, leftover):
+        os.utime(path, (two_days_ago, two_days_ago))
+
+    settings = world.settings
+    env = {"GRIDGOV_VAR_DIR": str(settings.var_dir), "GRIDGOV_PG_PORT": str(settings.pg_port),
+           "GRIDGOV_PG_DATABASE": settings.pg_database, "GRIDGOV_FILES_DIR": str(settings.files_dir)}
+    listed = CliRunner().invoke(cli, ["db", "sweep-files", "--dry-run"], env=env)
+    assert listed.exit_code == 0 and "将删除 2 个" in listed.output, listed.output
+    assert old_orphan.exists() and leftover.exists()  # a dry run lists only
+
+    swept = CliRunner().invoke(cli, ["db", "sweep-files"], env=env)
+    assert swept.exit_code == 0 and "已删除 2 个" in swept.output, swept.output
+    assert not old_orphan.exists() and not leftover.exists()
+    assert kept.read_bytes() == b"kept by its row" and young_orphan.exists()
