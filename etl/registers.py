@@ -201,7 +201,11 @@ def read_rows(path: Path, registry: Registry | None = None
     def rows() -> Iterator[tuple[int, list]]:
         for number, values in lines:
             cells = list(values)
-            if any(_text(v) for v in cells):
+            try:  # a CSV's cells are all text: blank or not in one C call, not a _text call per cell
+                blank = not "".join(cells).strip()
+            except TypeError:  # a workbook's numbers, dates and empty cells
+                blank = not any(_text(v) for v in cells)
+            if not blank:
                 yield number, cells
 
     return header, rows(), encoding
@@ -555,8 +559,13 @@ def validate_columns(numbered: list[tuple[int, list]], mapping: dict[int, str], 
     ok = np.ones(n, dtype=bool)
     fields = _fields_of(registry)
     columns: dict[str, list] = {}
+    full = all(len(cells) > max(mapping) for _, cells in numbered) if mapping else True
     for index, name in mapping.items():
-        cells = [cells[index] if index < len(cells) else None for _, cells in numbered]
+        cells = ([cells[index] for _, cells in numbered] if full
+                 else [cells[index] if index < len(cells) else None for _, cells in numbered])
+        if set(map(type, cells)) <= {str}:  # a CSV's column: stripped in C, nothing to refuse here
+            columns[name] = list(map(str.strip, cells))
+            continue
         # Only text (a CSV, or a text cell) and blanks take the fast path: a workbook's dates and numbers
         # are read by _text and _coerce row by row.
         texts = [c.strip() if type(c) is str else "" for c in cells]
@@ -744,7 +753,7 @@ def load_register(settings: Settings, key: str, path: Path, options: RegisterOpt
         tick("校验", report.rows, report.rows)
 
         if key in WRITABLE:
-            good = _against_database(conn, registry, good, header, mapping, options, report)
+            good = _against_database(conn, registry, good, header, mapping, options, report, tick)
         else:
             good = _places_and_links(conn, registry, good, header, mapping, options, report)
             # The service's own checks (territory, location inside it, links) run in a rehearsal too, so
@@ -784,42 +793,76 @@ def _header_of(header: list[str], mapping: dict[int, str], name: str, default: s
 
 
 def _against_database(conn, registry: Registry, good: list[_Row], header, mapping, options: RegisterOptions,
-                      report: RegisterReport) -> list[_Row]:
-    """Match addresses to houses and look ID numbers up, in two queries; drop the rows that fail."""
+                      report: RegisterReport, tick: Progress | None = None) -> list[_Row]:
+    """Stage the rows, then match addresses to houses and look ID numbers up, in two queries; drop the rows
+    that fail.
+
+    One ``COPY`` carries everything: the lookup keys and the columns the write takes (a second pass over a
+    million rows in Python costs more than the columns a refused file copies for nothing). Only the rows
+    that fail come back to Python; the house each good row matched stays in ``register_house`` for the
+    write to join."""
     if not good:
         return good
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS register_lookup (n int, id_number text, compound text, "
-                 "building text, unit int, room text) ON COMMIT PRESERVE ROWS")
-    conn.execute("TRUNCATE register_lookup")
-    with conn.cursor().copy("COPY register_lookup FROM STDIN") as copy:
-        for row in good:
-            a = row.address or {}
-            copy.write_row((row.number, row.values.get("id_number"), a.get("compound"), a.get("building"),
-                            a.get("unit"), a.get("room")))
-    conn.execute("ANALYZE register_lookup")
+    tick = tick or (lambda stage, done, total: None)
+    columns = _person_columns(registry)
+    conn.execute("DROP TABLE IF EXISTS register_stage, register_address, register_house")
+    # Each distinct address (a register repeats each house for everyone living in it) is numbered here and
+    # matched once; a row carries only its address's number, so the joins are on one integer key.
+    keys: dict[tuple, int] = {}
+    row_keys = []
+    for row in good:
+        a = row.address or {}
+        address = (a.get("compound"), a.get("building"), a.get("unit"), a.get("room"))
+        key = keys.get(address)
+        if key is None:
+            key = keys[address] = len(keys)
+        row_keys.append(key)
+    conn.execute("CREATE TEMP TABLE register_address (k int, compound text, building text, unit int, "
+                 "room text) ON COMMIT PRESERVE ROWS")
+    with conn.cursor().copy("COPY register_address FROM STDIN") as copy:
+        for address, key in keys.items():
+            copy.write_row((key, *address))
+    conn.execute(
+        # Ids drawn while copying: no second pass over the staged rows to number them (a refused file
+        # leaves a gap in the sequence, as any rolled-back insert does).
+        "CREATE TEMP TABLE register_stage (n int, person_id bigint DEFAULT nextval(pg_get_serial_sequence("
+        "'person', 'id')), k int, relation text, "
+        + ", ".join(f"{c} {'date' if c == 'birth_date' else 'text'}" for c in columns)
+        + ") ON COMMIT PRESERVE ROWS")
+    head_by_default = "02" if registry.key == "household_head" else "99"
+    total = len(good)
+    with conn.cursor().copy(f"COPY register_stage (n, k, relation, {', '.join(columns)}) FROM STDIN") as copy:
+        for i, (row, key) in enumerate(zip(good, row_keys, strict=True), start=1):
+            values = row.values
+            copy.write_row((row.number, key, values.get("relation") or head_by_default,
+                            *map(values.get, columns)))
+            if i % 20_000 == 0:
+                tick("暂存", i, total)
+    tick("暂存", total, total)
+    conn.execute("ANALYZE register_stage")
     # A building is known by the number in its name (3幢, 3栋, 3号楼); a door by the number after the unit.
-    # Matched once per distinct address (a register repeats each house for everyone living in it), then
-    # joined back to the rows on equal keys.
-    houses = dict(conn.execute(
-        "WITH k AS (SELECT DISTINCT compound, building, unit, room FROM register_lookup "
-        "  WHERE room IS NOT NULL), "
-        "m AS (SELECT k.compound, k.building, coalesce(k.unit, -1) AS unit, k.room, min(h.id) AS house "
-        "  FROM k JOIN compound c ON c.district_code = %s AND c.deleted_at IS NULL "
-        "  AND (k.compound = '' OR c.name = k.compound OR c.name LIKE '%%' || k.compound || '%%') "
+    conn.execute(
+        "CREATE TEMP TABLE register_house ON COMMIT PRESERVE ROWS AS "
+        "SELECT a.k, min(h.id) AS house FROM register_address a "
+        "JOIN compound c ON c.district_code = %s AND c.deleted_at IS NULL "
+        "  AND (a.compound = '' OR c.name = a.compound OR c.name LIKE '%%' || a.compound || '%%') "
         "JOIN building b ON b.compound_id = c.id AND b.deleted_at IS NULL "
-        "  AND substring(b.name FROM '[0-9]+') = k.building "
+        "  AND substring(b.name FROM '[0-9]+') = a.building "
         "JOIN house h ON h.building_id = b.id AND h.deleted_at IS NULL "
-        "  AND regexp_replace(h.room_no, '^[0-9]+-', '') = k.room AND (k.unit IS NULL OR h.unit_no = k.unit) "
-        "  GROUP BY k.compound, k.building, k.unit, k.room HAVING count(DISTINCT h.id) = 1) "
-        "SELECT l.n, m.house FROM register_lookup l JOIN m ON m.compound = l.compound "
-        "  AND m.building = l.building AND m.unit = coalesce(l.unit, -1) AND m.room = l.room",
-        (options.district_code,)).fetchall())
+        "  AND regexp_replace(h.room_no, '^[0-9]+-', '') = a.room AND (a.unit IS NULL OR h.unit_no = a.unit) "
+        "WHERE a.room IS NOT NULL GROUP BY a.k HAVING count(DISTINCT h.id) = 1",
+        (options.district_code,))
+    conn.execute("ANALYZE register_house")
+    matched = {k for (k,) in conn.execute("SELECT k FROM register_house")}
+    unmatched = {row.number for row, key in zip(good, row_keys, strict=True) if key not in matched}
     known = dict(conn.execute(
-        "SELECT l.n, p.id FROM register_lookup l JOIN person p ON p.id_number = l.id_number "
-        "AND p.deleted_at IS NULL").fetchall())
+        "SELECT s.n, p.id FROM register_stage s JOIN person p ON p.id_number = s.id_number "
+        "AND p.deleted_at IS NULL").fetchall()) if "id_number" in columns else {}
+    if not unmatched and not known:
+        return good
     id_column = _header_of(header, mapping, "id_number", "身份证号")
     address_column = _header_of(header, mapping, "@address", "地址")
-    kept = []
+    kept, dropped = [], []
     for row in good:
         fine = True
         if row.number in known:
@@ -827,16 +870,21 @@ def _against_database(conn, registry: Registry, good: list[_Row], header, mappin
                                           f"库中已有此身份证号的人员（编号 {known[row.number]}），请勿重复"
                                           "登记"))
             fine = False
-        if row.address is not None:
-            house = houses.get(row.number)
-            if house is None:
-                report.errors.append(RowError(row.number, address_column, row.raw_address,
-                                              "地址未能匹配到本区的房屋，请核对小区、楼栋、单元和门牌"))
-                fine = False
-            row.values["house_id"] = house
+        if row.number in unmatched:
+            report.errors.append(RowError(row.number, address_column, row.raw_address,
+                                          "地址未能匹配到本区的房屋，请核对小区、楼栋、单元和门牌"))
+            fine = False
         if fine:
             kept.append(row)
+        else:
+            dropped.append(row.number)
+    # What is written is exactly what is kept (with skip_bad; otherwise nothing is written at all).
+    conn.execute("DELETE FROM register_stage WHERE n = ANY(%s)", (dropped,))
     return kept
+
+
+def _person_columns(registry: Registry) -> list[str]:
+    return [c for c in PERSON_COLUMNS if _has(registry, c)]
 
 
 def _places_and_links(conn, registry: Registry, good: list[_Row], header, mapping, options: RegisterOptions,
@@ -955,35 +1003,27 @@ def _loader(settings: Settings, options: RegisterOptions):
 
 def _write_people(conn, registry: Registry, rows: list[_Row], options: RegisterOptions,
                   tick: Progress) -> dict:
-    """COPY the rows into a staging table, then one INSERT into person and one into residence."""
-    columns = [c for c in PERSON_COLUMNS if _has(registry, c)]
-    conn.execute(
-        # Ids drawn while copying: no second pass over the staged rows to number them.
-        "CREATE TEMP TABLE register_stage (person_id bigint DEFAULT nextval(pg_get_serial_sequence('person', "
-        "'id')), house_id bigint, relation text, "
-        + ", ".join(f"{c} {'date' if c == 'birth_date' else 'text'}" for c in columns)
-        + ") ON COMMIT DROP")
-    total = len(rows)
-    with conn.cursor().copy(f"COPY register_stage (house_id, relation, {', '.join(columns)}) FROM "
-                            "STDIN") as copy:
-        for i, row in enumerate(rows, start=1):
-            relation = row.values.get("relation") or ("02" if registry.key == "household_head" else "99")
-            copy.write_row((row.values["house_id"], relation, *(row.values.get(c) for c in columns)))
-            if i % 20_000 == 0:
-                tick("写入", i, total)
-    tick("写入", total, total)
+    """One INSERT into person and one into residence, from the rows :func:`_against_database` staged
+    (exactly ``rows``) and the houses it matched. Both go through their tables' triggers as set-based
+    statements (migration 0013): no per-row trigger call is left on this path but the foreign-key checks."""
+    if not rows:
+        return {"people": 0, "residences": 0}
+    columns = _person_columns(registry)
     if options.before_merge:
         options.before_merge(conn)
     residency = dict(registry.fixed).get("residency", "resident")
+    source = "FROM register_stage s JOIN register_house m ON m.k = s.k JOIN house h ON h.id = m.house"
     people = conn.execute(
         f"INSERT INTO person (id, {', '.join(columns)}, residency, org_path, district_code) "
         f"OVERRIDING SYSTEM VALUE SELECT s.person_id, {', '.join('s.' + c for c in columns)}, %s, "
-        "h.org_path, h.district_code FROM register_stage s JOIN house h ON h.id = s.house_id",
-        (residency,)).rowcount
+        f"h.org_path, h.district_code {source}", (residency,)).rowcount
+    tick("写入", people, len(rows))
     residences = conn.execute(
         "INSERT INTO residence (person_id, house_id, relation, is_head, org_path, district_code) "
-        "SELECT s.person_id, s.house_id, s.relation, s.relation = '02', h.org_path, h.district_code "
-        "FROM register_stage s JOIN house h ON h.id = s.house_id").rowcount
+        "SELECT s.person_id, h.id, s.relation, s.relation = '02', h.org_path, h.district_code "
+        f"{source}").rowcount
+    tick("写入", len(rows), len(rows))
+    conn.execute("DROP TABLE register_stage, register_address, register_house")
     return {"people": people, "residences": residences}
 
 

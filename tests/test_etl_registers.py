@@ -277,3 +277,132 @@ def test_a_person_living_in_another_district_is_refused_with_the_region(houses, 
     assert report.outcome == "refused"
     assert [(e.row, e.column) for e in report.errors] == [(2, "居住地址")]
     assert "上海市黄浦区" in report.errors[0].reason and "不在本区" in report.errors[0].reason
+
+
+# ---------------------------------------------------------------- the set-based triggers (migration 0013)
+def _people_where(conn, ids: list[int]) -> list[tuple]:
+    """Per person (in ``ids`` order): its path, its floating record's path, and its residences as
+    (house, until, path) in insertion order."""
+    out = []
+    for pid in ids:
+        person = conn.execute(text("SELECT org_path::text, district_code FROM person WHERE id = :p"),
+                              {"p": pid}).one()
+        floating = conn.execute(text("SELECT org_path::text FROM person_floating WHERE person_id = :p"),
+                                {"p": pid}).scalar_one()
+        stays = conn.execute(text("SELECT house_id, until, org_path::text FROM residence "
+                                  "WHERE person_id = :p ORDER BY id"), {"p": pid}).all()
+        out.append((*person, floating, [tuple(s) for s in stays]))
+    return out
+
+
+def test_bulk_moves_end_as_single_row_moves(houses, fresh_db):
+    """The residence → person move and the org_path cascades run once per statement over its transition
+    table: a many-row statement leaves every person, floating record and residence exactly where the
+    same writes made one row at a time (and through the registry service) leave them."""
+    from etl.registers import RegisterOptions as Options
+    from etl.registers import _loader
+    from gis.security.scope import scoped_connection
+    from layers import registry_service as service
+
+    a_path = houses["grid_path"]
+    with db.owner_engine(fresh_db).begin() as conn:
+        kinds = dict(conn.execute(text(
+            "SELECT tgname, tgtype & 1 FROM pg_trigger WHERE tgname IN ('residence_moves_person', "
+            "'residence_moves_person_update', 'building_org_path_cascade', 'house_org_path_cascade', "
+            "'person_org_path_cascade')")).all())
+        assert kinds == dict.fromkeys(kinds, 0) and len(kinds) == 5  # all FOR EACH STATEMENT
+        community = conn.execute(text("SELECT id FROM territory_unit WHERE code = '320106001001'")).scalar()
+        grid_b = conn.execute(text(
+            "INSERT INTO territory_unit (level, code, name, parent_id) VALUES ('grid', '320106001001002', "
+            "'山西路第二网格', :c) RETURNING id, path::text"), {"c": community}).one()
+        grid_c = conn.execute(text(
+            "INSERT INTO territory_unit (level, code, name, parent_id) VALUES ('grid', '320106001001003', "
+            "'山西路第三网格', :c) RETURNING id, path::text"), {"c": community}).one()
+        grid_a = conn.execute(text("SELECT id FROM territory_unit WHERE path::text = :p"),
+                              {"p": a_path}).scalar()
+        compound = conn.execute(text("INSERT INTO compound (grid_id, name) VALUES (:g, '新村小区') "
+                                     "RETURNING id"), {"g": grid_b.id}).scalar()
+
+        def building(grid: int, name: str, compound_id: int | None = None) -> list[int]:
+            b = conn.execute(text(
+                "INSERT INTO building (compound_id, grid_id, name, floors, units, footprint) VALUES "
+                "(:c, :g, :n, 6, 1, ST_MakeEnvelope(118.771, 32.061, 118.7712, 32.0612, 4490)) RETURNING id"),
+                {"c": compound_id, "g": grid, "n": name}).scalar()
+            return [conn.execute(text("INSERT INTO house (building_id, unit_no, floor, room_no) VALUES "
+                                      "(:b, 1, 1, :r) RETURNING id"), {"b": b, "r": f"1-10{i}"}).scalar()
+                    for i in range(6)]
+
+        new_houses = building(grid_b.id, "1幢", compound)      # where everyone moves to (grid B)
+        old_houses = building(grid_a, "8幢")                   # where everyone lives first (grid A)
+        people = []
+        for i in range(12):
+            pid = conn.execute(text(
+                "INSERT INTO person (name, sex, birth_date, org_path, district_code) VALUES (:n, '1', "
+                "'1990-01-01', CAST(:p AS ltree), '320106') RETURNING id"),
+                {"n": f"迁{i}", "p": a_path}).scalar()
+            conn.execute(text("INSERT INTO residence (person_id, house_id, relation, since) VALUES "
+                              "(:p, :h, '99', '2020-01-01')"), {"p": pid, "h": old_houses[i % 3]})
+            conn.execute(text("INSERT INTO person_floating (person_id, flow) VALUES (:p, 'inflow')"),
+                         {"p": pid})
+            people.append(pid)
+        assert {p[0] for p in _people_where(conn, people)} == {a_path}
+    one, bulk = people[:3], people[3:6]          # moved by house_id (the form's 居住房屋)
+    one_end, bulk_end = people[6:9], people[9:]   # old residence ended, a new one started
+    target = {pid: new_houses[i % 3] for i, pid in enumerate(one + bulk + one_end + bulk_end)}
+
+    # One row at a time: through the registry service (as data staff), and as single-row statements.
+    actor = _loader(fresh_db, Options())
+    with scoped_connection(fresh_db, actor) as conn:
+        for pid in one:
+            version = conn.execute(text("SELECT version FROM person WHERE id = :p"), {"p": pid}).scalar()
+            service.update_record(conn, actor, REGISTRIES["person"], pid, {"house_id": target[pid]}, version)
+    with db.owner_engine(fresh_db).begin() as conn:
+        for pid in one_end:
+            conn.execute(text("UPDATE residence SET until = '2026-01-31' "
+                              "WHERE person_id = :p AND until IS NULL"), {"p": pid})
+            conn.execute(text("INSERT INTO residence (person_id, house_id, relation, since, org_path, "
+                              "district_code) SELECT :p, h.id, '99', '2026-02-01', h.org_path, "
+                              "h.district_code FROM house h WHERE h.id = :h"), {"p": pid, "h": target[pid]})
+    # The same writes as one statement each.
+    with db.owner_engine(fresh_db).begin() as conn:
+        conn.execute(text("UPDATE residence r SET house_id = t.h FROM unnest(CAST(:p AS bigint[]), "
+                          "CAST(:h AS bigint[])) AS t(p, h) WHERE r.person_id = t.p AND r.until IS NULL"),
+                     {"p": bulk, "h": [target[p] for p in bulk]})
+        conn.execute(text("UPDATE residence SET until = '2026-01-31' "
+                          "WHERE person_id = ANY(:p) AND until IS NULL"), {"p": bulk_end})
+        conn.execute(text("INSERT INTO residence (person_id, house_id, relation, since, org_path, "
+                          "district_code) SELECT t.p, h.id, '99', '2026-02-01', h.org_path, h.district_code "
+                          "FROM unnest(CAST(:p AS bigint[]), CAST(:h AS bigint[])) AS t(p, h) "
+                          "JOIN house h ON h.id = t.h"),
+                     {"p": bulk_end, "h": [target[p] for p in bulk_end]})
+
+    with db.owner_engine(fresh_db).connect() as conn:
+        def normal(ids: list[int]) -> list[tuple]:   # house ids compared by position in the building
+            return [(path, district, floating,
+                     [(new_houses.index(h) if h in new_houses else -old_houses.index(h) - 1, until, p)
+                      for h, until, p in stays])
+                    for path, district, floating, stays in _people_where(conn, ids)]
+
+        assert normal(bulk) == normal(one)
+        assert normal(bulk_end) == normal(one_end)
+        for path, district, floating, stays in normal(one + bulk):
+            assert (path, district, floating) == (grid_b.path, "320106", grid_b.path)
+            assert [s[1:] for s in stays] == [(None, grid_b.path)]
+        for path, _, floating, stays in normal(one_end + bulk_end):
+            assert path == floating == grid_b.path
+            # The old residence keeps its end date and its path; the new one is current in grid B.
+            assert [s[1:] for s in stays] == [(dt.date(2026, 1, 31), a_path), (None, grid_b.path)]
+
+    # Both new buildings' grids change in one statement: houses, current residences, people and their
+    # floating records all follow, as test_cluster's one-building move shows row by row.
+    with db.owner_engine(fresh_db).begin() as conn:
+        conn.execute(text("UPDATE building SET grid_id = :c WHERE id IN (SELECT building_id FROM house "
+                          "WHERE id = ANY(:h))"), {"c": grid_c.id, "h": new_houses + old_houses})
+        houses_now = conn.execute(text("SELECT DISTINCT org_path::text FROM house WHERE id = ANY(:h)"),
+                                  {"h": new_houses + old_houses}).scalars().all()
+        assert houses_now == [grid_c.path]
+        for path, _, floating, stays in _people_where(conn, people):
+            assert path == floating == grid_c.path
+            assert stays[-1][1:] == (None, grid_c.path)
+            # An ended residence is history: it stays where it was.
+            assert all(s[2] == a_path for s in stays[:-1])
