@@ -23,6 +23,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import psycopg
@@ -98,12 +99,22 @@ class BoundaryReport:
     moved: dict = field(default_factory=dict)
     seconds: float = 0.0
     load_id: int | None = None
-    # The units as they would be stored (CGCS2000 lon/lat, GeoJSON), for a preview on the map; kept out
-    # of the written report, which stays small.
-    shapes: dict = field(default_factory=dict, repr=False)
+    # The units as read (EPSG:4490), kept out of the written report, which stays small.
+    _units: list = field(default_factory=list, repr=False)
+    _shapes: dict | None = field(default=None, repr=False)
+
+    @property
+    def shapes(self) -> dict:
+        """The units as they would be stored (CGCS2000 lon/lat, GeoJSON), for a preview on the map.
+
+        Built on first use: only the upload page shows it, and for a 10,000-grid file it cost a sixth of
+        the CLI's whole load."""
+        if self._shapes is None:
+            self._shapes = preview_shapes(self._units)
+        return self._shapes
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "shapes"}
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
     def to_json(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.as_dict(), ensure_ascii=False, indent=2, default=str),
@@ -337,11 +348,19 @@ def check_geometry(units: list[dict], siblings: list[dict], parents: dict[str, o
     tol_area = options.area_tolerance_m2
     n_file = sum(1 for u in units if u["geom"] is not None)
 
-    tree = shapely.STRtree(metric)
-    left, right = tree.query(metric, predicate="intersects")
+    # GEOS's coverage validator flags every polygon whose edges do not match its neighbours' vertex for
+    # vertex or lie inside another (overlapping, contained and duplicate polygons are all flagged), in one
+    # noding pass; a clean file (the usual export of a topology-checked survey) then needs no pairwise
+    # test at all, and a messy one pairs only its flagged polygons. The pairwise DE-9IM test on all
+    # neighbours was two thirds of the checks.
+    is_flagged = ~shapely.is_empty(shapely.coverage_invalid_edges(metric))
+    flagged = np.flatnonzero(is_flagged)
+    left, right = shapely.STRtree(metric).query(metric[flagged], predicate="intersects")
+    left, right = np.minimum(flagged[left], right), np.maximum(flagged[left], right)
     # Each pair once; two existing units are not this file's business.
     keep = (left < right) & (left < n_file)
-    left, right = left[keep], right[keep]
+    pairs = np.unique(np.column_stack([left[keep], right[keep]]), axis=0)
+    left, right = pairs[:, 0], pairs[:, 1]
     # Neighbours share edges; only pairs whose interiors meet in an area are intersected (5x cheaper).
     areal = shapely.relate_pattern(metric[left], metric[right], "2********")
     left, right = left[areal], right[areal]
@@ -371,17 +390,44 @@ def check_geometry(units: list[dict], siblings: list[dict], parents: dict[str, o
         grown = shapely.buffer(parent, options.parent_tolerance_m)
         shapely.prepare(grown)
         shapely.prepare(parent)
-        inside = shapely.contains(parent, children)
-        covered_area = shapely.area(children[inside]).sum() + shapely.area(
-            shapely.intersection(children[~inside], parent)).sum()
-        # Uncovered area by arithmetic first; the union (slow for thousands of units) only when there is some.
-        if shapely.area(parent) - covered_area + overlap_by_parent.get(code, 0.0) > tol_area:
-            for piece in shapely.get_parts(shapely.difference(parent, shapely.union_all(children))):
-                area = shapely.area(piece)
-                # A sliver thinner than the tolerance is a digitising difference, not a gap.
-                if area > tol_area and not shapely.buffer(piece, -options.parent_tolerance_m / 2).is_empty:
-                    report.gaps.append({"parent": code, "area_m2": round(float(area), 1),
-                                        "at": _point(piece, back)})
+        uncovered, inside = None, None
+        if not is_flagged[members].any():
+            # A clean coverage unions in one fast pass (no overlaps to resolve): what of the parent it
+            # leaves is the gaps, what of it sticks out of the grown parent bounds every unit's excess.
+            union = shapely.coverage_union_all(children)
+            # Within a hair of the parent (sticking out by at most a hundredth of the area tolerance), the
+            # gaps are the difference of the areas: an overlay of edges that nearly coincide with the
+            # parent's costs milliseconds a parent, and is done only when there is a gap to place.
+            hair = tol_area / (100 * max(float(shapely.length(union)), 1.0))
+            if hair >= 1e-7 and shapely.covers(shapely.buffer(parent, hair, join_style="mitre"), union):
+                if shapely.area(parent) - shapely.area(union) > tol_area:
+                    uncovered = shapely.difference(parent, union)
+                look_outside = False
+            else:
+                left_over = shapely.difference(parent, union)
+                if shapely.area(left_over) > tol_area:
+                    uncovered = left_over
+                look_outside = (not shapely.covers(grown, union)
+                                and shapely.area(shapely.difference(union, grown)) > tol_area)
+        else:
+            inside = shapely.contains(parent, children)
+            covered_area = shapely.area(children[inside]).sum() + shapely.area(
+                shapely.intersection(children[~inside], parent)).sum()
+            # Uncovered area by arithmetic first; the union (slow for thousands of units) only when there is
+            # some.
+            if shapely.area(parent) - covered_area + overlap_by_parent.get(code, 0.0) > tol_area:
+                uncovered = shapely.difference(parent, shapely.union_all(children))
+            look_outside = True
+        for piece in shapely.get_parts(uncovered) if uncovered is not None else ():
+            area = shapely.area(piece)
+            # A sliver thinner than the tolerance is a digitising difference, not a gap.
+            if area > tol_area and not shapely.buffer(piece, -options.parent_tolerance_m / 2).is_empty:
+                report.gaps.append({"parent": code, "area_m2": round(float(area), 1),
+                                    "at": _point(piece, back)})
+        if not look_outside:
+            continue
+        if inside is None:
+            inside = shapely.contains(parent, children)
         suspects = members[(members < n_file) & ~inside & ~shapely.contains(grown, children)]
         outside_areas = shapely.area(shapely.difference(metric[suspects], grown))
         for k, outside in zip(suspects, outside_areas, strict=True):
@@ -409,6 +455,9 @@ def check_geometry(units: list[dict], siblings: list[dict], parents: dict[str, o
                                                  "(wholly outside the district)"})
 
 
+_DIGITS = re.compile(r"[0-9]+")
+
+
 def check_codes(units: list[dict], options: BoundaryOptions, known_parents: set[str],
                 report: BoundaryReport) -> None:
     length = CODE_LENGTH[options.level]
@@ -424,7 +473,7 @@ def check_codes(units: list[dict], options: BoundaryOptions, known_parents: set[
         if not code:
             error("missing_code", "缺少编码 (no code)")
             continue
-        if not re.fullmatch(r"[0-9]+", code) or len(code) != length:
+        if len(code) != length or not _DIGITS.fullmatch(code):
             error("malformed_code", f"编码 {code} 格式不对：{options.level} 级编码应为 {length} 位数字 "
                                     f"(expected {length} digits)")
             continue
@@ -476,8 +525,9 @@ def load_boundaries(settings: Settings, path: Path, options: BoundaryOptions,
             value = int(value)  # a code stored as a DBF number
         return str(value).strip()
 
-    names = [text_of(v) for v in frame[name_col]]
-    codes = [text_of(v) for v in frame[code_col]]
+    # Text columns (the usual case) are stripped as they are; .tolist() spares pandas' per-item iterator.
+    names = [v.strip() if isinstance(v, str) else text_of(v) for v in frame[name_col].tolist()]
+    codes = [v.strip() if isinstance(v, str) else text_of(v) for v in frame[code_col].tolist()]
     labels = [{"row": i + 1, "code": c, "name": n} for i, (c, n) in enumerate(zip(codes, names, strict=True))]
     report.preview = labels[:10]
 
@@ -510,33 +560,45 @@ def load_boundaries(settings: Settings, path: Path, options: BoundaryOptions,
         geoms, report.repaired = repair(list(geoms), labels)
         units = [{"row": i + 1, "code": c, "name": n, "parent_code": p, "geom": g}
                  for i, (c, n, p, g) in enumerate(zip(codes, names, parent_of, geoms, strict=False))]
-        report.shapes = preview_shapes(units)
+        report._units = units
 
         say("检查编码与拓扑 (checking)")
         check_codes(units, options, set(parents), report)
         siblings = _siblings(conn, options.level, set(parents), {u["code"] for u in units})
-        check_geometry(units, siblings, {c: p["geom"] for c, p in parents.items()},
-                       district["geom"] if district else None, options, report)
+
+        def check_shapes() -> None:
+            check_geometry(units, siblings, {c: p["geom"] for c, p in parents.items()},
+                           district["geom"] if district else None, options, report)
 
         if report.errors:
+            check_shapes()  # the report lists every problem; nothing is written
             report.outcome = "refused"
         else:
             say("写入数据库 (writing)")
-            try:
-                with conn.transaction():
-                    load_id = _record_load(conn, report, options, parents, district_code)
-                    report.written = _upsert(conn, units, parents, options, load_id)
-                    if options.level == "grid" and report.written["changed_ids"]:
-                        report.moved = reattribute(conn, report.written["changed_ids"])
-                    report.written.pop("changed_ids")
-                    report.outcome = "dry_run" if options.dry_run else "loaded"
-                    report.seconds = round(time.perf_counter() - started, 3)
-                    _finish_load(conn, load_id, report)
-                    if options.dry_run:
-                        raise _DryRun
-                report.load_id = load_id
-            except _DryRun:
-                pass
+            # The geometry checks (GEOS, which lets go of the GIL) run in a thread beside the writes (the
+            # server's work, a third of a 10,000-grid load each); a refusal they find rolls the writes back.
+            with ThreadPoolExecutor(1) as pool:
+                checked = pool.submit(check_shapes)
+                try:
+                    with conn.transaction():
+                        load_id = _record_load(conn, report, options, parents, district_code)
+                        report.written = _upsert(conn, units, parents, options, load_id)
+                        if options.level == "grid" and report.written["changed_ids"]:
+                            report.moved = reattribute(conn, report.written["changed_ids"])
+                        report.written.pop("changed_ids")
+                        checked.result()
+                        if report.errors:
+                            raise _Refused
+                        report.outcome = "dry_run" if options.dry_run else "loaded"
+                        report.seconds = round(time.perf_counter() - started, 3)
+                        _finish_load(conn, load_id, report)
+                        if options.dry_run:
+                            raise _DryRun
+                    report.load_id = load_id
+                except _DryRun:
+                    pass
+                except _Refused:
+                    report.outcome, report.written, report.moved = "refused", {}, {}
         report.seconds = round(time.perf_counter() - started, 3)
         if report.outcome != "loaded":
             # The refusal (or rehearsal) itself is part of the history of loads.
@@ -563,6 +625,10 @@ def preview_shapes(units: list[dict]) -> dict:
 
 class _DryRun(Exception):
     """Raised inside the load's transaction to roll back a rehearsal."""
+
+
+class _Refused(Exception):
+    """Raised inside the load's transaction when the checks beside the writes refuse the file."""
 
 
 def _units_by_code(conn, codes: set[str]) -> dict[str, dict]:
@@ -632,7 +698,6 @@ def _upsert(conn, units: list[dict], parents: dict, options: BoundaryOptions, lo
     with conn.cursor().copy("COPY boundary_stage (code, name, parent_id, boundary) FROM STDIN") as copy:
         for unit, boundary in zip(units, wkb, strict=True):
             copy.write_row((unit["code"], unit["name"], parents[unit["parent_code"]]["id"], boundary))
-    conn.execute("ANALYZE boundary_stage")
     # Units whose boundary or name changed: keep what they were, dated up to the day before.
     changed = conn.execute(
         "SELECT u.id FROM territory_unit u JOIN boundary_stage s USING (code) "
@@ -671,10 +736,8 @@ def reattribute(conn, grid_ids: list[int]) -> dict:
 
     Only things touching the changed grids are looked at: those inside one of them now, or attributed to
     one before. Houses, residences and people follow their building through the org_path triggers."""
-    conn.execute("CREATE TEMP TABLE changed_grid ON COMMIT DROP AS SELECT id, boundary FROM territory_unit "
-                 "WHERE id = ANY(%s)", (grid_ids,))
-    conn.execute("CREATE INDEX ON changed_grid USING gist (boundary)")
-    conn.execute("ANALYZE changed_grid")
+    # The changed grids are probed through territory_unit's own GiST index: building a copy of them with
+    # an index of its own doubled the re-attribution's time in a 10,000-grid load (0.1 s against 0.04 s).
     locate = ("(SELECT g.id FROM territory_unit g WHERE g.level = 'grid' AND g.deleted_at IS NULL "
               "AND g.boundary IS NOT NULL AND ST_Intersects(g.boundary, {point}) ORDER BY g.id LIMIT 1)")
 
@@ -683,13 +746,13 @@ def reattribute(conn, grid_ids: list[int]) -> dict:
         return (f"CREATE TEMP TABLE moved_{table} ON COMMIT DROP AS "
                 f"SELECT t.id, t.grid_id AS old_grid, {locate.format(point=point)} AS new_grid FROM "
                 f"{table} t "
-                f"WHERE t.{geom} IS NOT NULL AND (t.grid_id = ANY(%s) OR EXISTS (SELECT 1 FROM "
-                "changed_grid c "
-                f"WHERE ST_Intersects(c.boundary, {point})))")
+                f"WHERE t.{geom} IS NOT NULL AND (t.grid_id = ANY(%(ids)s) OR EXISTS (SELECT 1 FROM "
+                "territory_unit c "
+                f"WHERE c.id = ANY(%(ids)s) AND ST_Intersects(c.boundary, {point})))")
 
     moved = {}
     for table, geom in (("building", "footprint"), ("compound", "boundary"), ("event", "location")):
-        conn.execute(moves(table, geom), (grid_ids,))
+        conn.execute(moves(table, geom), {"ids": grid_ids})
         conn.execute(f"DELETE FROM moved_{table} WHERE new_grid IS NULL OR new_grid = old_grid")
     moved["houses"] = conn.execute(
         "SELECT count(*) FROM house h JOIN moved_building m ON m.id = h.building_id").fetchone()[0]

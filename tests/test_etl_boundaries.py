@@ -308,3 +308,81 @@ def test_cli_gcj02_kml_is_shifted_back(world, fresh_db, tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["etl", "boundaries", str(kml), "--level", "grid", "--crs", "gcj02"])
     assert result.exit_code == 0, result.output
     assert centroid_error_m(fresh_db, "320106001003009", true_cell.centroid) < 0.5
+
+
+def test_checks_take_the_same_answers_on_clean_and_messy_coverages(world, fresh_db, tmp_path):
+    """The checks' shortcuts (a clean coverage is unioned at once, and pairs are tested only for the
+    polygons GEOS's coverage validator flags) find what the pairwise tests found: in community 1 a clean
+    coverage with a gap, in community 3 a clean coverage with a gap and a grid sticking 50 m out into
+    community 4, in community 2 a grid inside another and a duplicate. A dry run: nothing is written."""
+    (a1, b1), (a2, b2), (a3, b3) = CORNERS["c1"], CORNERS["c2"], CORNERS["c3"]
+    rows = [
+        ("320106001001001", square(a1, b1, 1_000, 2_000)),
+        ("320106001001002", square(a1 + 1_000, b1, 1_000, 1_500)),          # gap 1000 x 500 above it
+        ("320106001003001", square(a3, b3, 1_000, 1_000)),
+        ("320106001003002", square(a3 + 1_000, b3, 1_000, 1_000)),
+        ("320106001003003", square(a3, b3 + 1_000, 1_000, 1_000)),
+        # Vertex for vertex on 002's top edge, then 50 m into community 4 (and 100 m short of the top).
+        ("320106001003004", shapely.Polygon([(a3 + 1_000, b3 + 1_000), (a3 + 2_000, b3 + 1_000),
+                                             (a3 + 2_050, b3 + 1_000), (a3 + 2_050, b3 + 1_900),
+                                             (a3 + 1_000, b3 + 1_900)])),
+        ("320106001002001", square(a2, b2, 2_000, 2_000)),
+        ("320106001002002", square(a2 + 100, b2 + 100, 200, 200)),            # inside 001
+        ("320106001002003", square(a2 + 1_000, b2 + 1_000, 300, 300)),        # inside 001 ...
+        ("320106001002004", square(a2 + 1_000, b2 + 1_000, 300, 300)),        # ... twice
+    ]
+    frame = gpd.GeoDataFrame({"名称": [f"网格{i}" for i in range(len(rows))], "代码": [c for c, _ in rows]},
+                             geometry=[g for _, g in rows], crs=f"EPSG:{GK}")
+    path = tmp_path / "mixed.gpkg"
+    frame.to_file(path, driver="GPKG")
+    with db.owner_engine(fresh_db).connect() as conn:
+        before = conn.execute(text("SELECT count(*), max(updated_at) FROM territory_unit")).one()
+
+    report = load_boundaries(fresh_db, path, BoundaryOptions(level="grid", dry_run=True))
+
+    assert report.outcome == "dry_run", report.errors
+    gaps = {g["parent"]: g["area_m2"] for g in report.gaps}
+    assert gaps.keys() == {"320106001001", "320106001003"}
+    assert gaps["320106001001"] == pytest.approx(1_000 * 500, rel=1e-3)
+    assert gaps["320106001003"] == pytest.approx(1_000 * 100, rel=1e-3)
+    assert [(o["code"], o["parent"]) for o in report.outside_parent] == [("320106001003004",
+                                                                          "320106001003")]
+    # 45 m beyond the 5 m tolerance, 900 m long.
+    assert report.outside_parent[0]["area_m2"] == pytest.approx(45 * 900, rel=1e-3)
+    # (Grids other tests left in community 2 overlap 001 as well: only the file's own pairs are looked at.)
+    codes = {c for c, _ in rows}
+    overlaps = sorted((o["a"][-3:], o["b"][-3:], o["area_m2"]) for o in report.overlaps
+                      if o["a"] in codes and o["b"] in codes)
+    assert [(a, b) for a, b, _ in overlaps] == [("001", "002"), ("001", "003"), ("001", "004"),
+                                               ("003", "004")]
+    assert [area for *_, area in overlaps] == pytest.approx([40_000, 90_000, 90_000, 90_000], rel=1e-3)
+    with db.owner_engine(fresh_db).connect() as conn:
+        assert conn.execute(text("SELECT count(*), max(updated_at) FROM territory_unit")).one() == before
+
+
+def test_a_unit_wholly_outside_the_district_refuses_the_file_after_writes_began(world, fresh_db, tmp_path):
+    """The geometry checks run beside the writes: a refusal they find rolls back the whole file (the good
+    unit with it), and the history records the refusal with nothing written."""
+    x0, y0 = CORNERS["c4"]
+    frame = gpd.GeoDataFrame(
+        {"名称": ["好网格", "远网格"], "代码": ["320106001004008", "320106001004009"]},
+        geometry=[square(x0 + 100, y0 + 100, 50, 50), square(x0 + 60_000, y0, 500, 500)],
+        crs=f"EPSG:{GK}")
+    path = tmp_path / "far.gpkg"
+    frame.to_file(path, driver="GPKG")
+    engine = db.owner_engine(fresh_db)
+    with engine.connect() as conn:
+        before = conn.execute(text("SELECT count(*), max(updated_at) FROM territory_unit")).one()
+
+    report = load_boundaries(fresh_db, path, BoundaryOptions(level="grid"))
+
+    assert report.outcome == "refused"
+    assert [(e["code"], e["kind"]) for e in report.errors] == [("320106001004009", "outside_district")]
+    assert report.written == {} and report.moved == {}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*), max(updated_at) FROM territory_unit")).one() == before
+        assert conn.execute(text("SELECT count(*) FROM territory_unit WHERE code IN ('320106001004008', "
+                                 "'320106001004009')")).scalar() == 0
+        outcome, written = conn.execute(text("SELECT outcome, rows_written FROM data_load WHERE id = :id"),
+                                        {"id": report.load_id}).one()
+    assert (outcome, written) == ("refused", 0)
