@@ -21,6 +21,10 @@ class Layer:
     org_path: str          # the territory path expression: path filters use it (and RLS applies to it)
     where: str = "true"
     pii: tuple[str, ...] = field(default=())  # columns masked unless revealed ("id_number", "phone")
+    # The time a GIS client filters by (OGC API ``datetime``) and reads as a property: (name, expression).
+    # The registries' records are dated by their last change -- what "what changed since" asks for; None
+    # for a layer without one (its features then match any datetime, as OGC API Features says).
+    temporal: tuple[str, str] | None = None
 
 
 def _territory(level: str, zh: str) -> Layer:
@@ -28,7 +32,7 @@ def _territory(level: str, zh: str) -> Layer:
         key=level, zh=zh, source="territory_unit t",
         columns="t.id, t.code, t.name, t.level, t.path::text AS path, t.district_code",
         geometry="t.boundary", indexed_geometry="t.boundary", org_path="t.org_path",
-        where=f"t.level = '{level}'",
+        where=f"t.level = '{level}'", temporal=("updated_at", "t.updated_at"),
     )
 
 
@@ -43,18 +47,20 @@ LAYERS: dict[str, Layer] = {
             columns="t.id, t.code, t.name, t.path::text AS path, t.head_name, t.head_mobile AS phone, "
                     "t.worker_count, f.household_count, f.person_count, f.area_m2",
             geometry="t.boundary", indexed_geometry="t.boundary", org_path="t.org_path",
-            pii=("phone",),
+            pii=("phone",), temporal=("updated_at", "t.updated_at"),
         ),
         Layer(
             key="compound", zh="小区", source="compound c",
             columns="c.id, c.name, c.address, c.property_company, c.enclosure, c.org_path::text AS org_path",
             geometry="c.boundary", indexed_geometry="c.boundary", org_path="c.org_path",
+            temporal=("updated_at", "c.updated_at"),
         ),
         Layer(
             key="building", zh="楼栋",
             source="building b LEFT JOIN compound c ON c.id = b.compound_id",
             columns="b.id, b.name, c.name AS compound_name, b.floors, b.units, b.org_path::text AS org_path",
             geometry="b.footprint", indexed_geometry="b.footprint", org_path="b.org_path",
+            temporal=("updated_at", "b.updated_at"),
         ),
         Layer(
             key="house", zh="房屋",
@@ -62,6 +68,7 @@ LAYERS: dict[str, Layer] = {
             columns="h.id, h.building_id, b.name AS building_name, h.unit_no, h.floor, h.room_no, h.nature, "
                     "h.owner_name, h.is_rented, h.org_path::text AS org_path",
             geometry="ST_PointOnSurface(b.footprint)", indexed_geometry="b.footprint", org_path="h.org_path",
+            temporal=("updated_at", "h.updated_at"),
         ),
         Layer(
             key="person", zh="人口",
@@ -71,7 +78,7 @@ LAYERS: dict[str, Layer] = {
                     "r.relation, r.is_head, h.id AS house_id, h.room_no, b.name AS building_name, "
                     "p.org_path::text AS org_path",
             geometry="ST_PointOnSurface(b.footprint)", indexed_geometry="b.footprint", org_path="p.org_path",
-            pii=("id_number", "phone"),
+            pii=("id_number", "phone"), temporal=("updated_at", "p.updated_at"),
         ),
     ]
 }

@@ -3,6 +3,7 @@ GDAL_HTTP_BEARER) reads exactly the people in the user's scope, masked; paging, 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import pyogrio
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from gis import db
 from gis.api import ogc
@@ -94,6 +96,118 @@ def test_vector_tiles_hold_only_the_scope(client, world):
     assert 0 < len(mine.content) < len(wide.content)
     person_tile = client.get(f"/api/v1/ogc/collections/person/tiles/{z}/{x}/{y}.mvt", headers=headers)
     assert person_tile.status_code == 200 and b"id_number" not in person_tile.content
+
+
+@pytest.fixture(scope="module")
+def dated(fresh_db, world):
+    """Person i of either grid last changed on 2024-10-0(i+1) at 08:00 China time (00:00 UTC)."""
+    with db.owner_engine(fresh_db).begin() as conn:
+        for group in ("mine", "theirs"):
+            for i, person in enumerate(world[group]):
+                conn.execute(text("UPDATE person SET updated_at = TIMESTAMPTZ '2024-10-01 00:00:00+00' "
+                                  "+ make_interval(days => :i) WHERE id = :id"), {"i": i, "id": person})
+    return world
+
+
+def _ids(client, headers, query: str) -> set[int]:
+    response = client.get(f"/api/v1/ogc/collections/person/items?limit=1000&{query}", headers=headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["numberMatched"] == len(body["features"])
+    return {f["id"] for f in body["features"]}
+
+
+def _sql_ids(settings, where: str, params: dict | None = None, grid: str = "320106001001001") -> set[int]:
+    """What SQL says: people living in ``grid`` (the user's scope) whose row meets ``where``."""
+    with db.owner_engine(settings).connect() as conn:
+        return set(conn.execute(text(
+            "SELECT p.id FROM person p JOIN residence r ON r.person_id = p.id AND r.until IS NULL "
+            "JOIN house h ON h.id = r.house_id JOIN building b ON b.id = h.building_id "
+            f"WHERE p.org_path <@ (SELECT path FROM territory_unit WHERE code = :grid) AND {where}"),
+            {"grid": grid, **(params or {})}).scalars())
+
+
+@pytest.mark.parametrize(("datetime", "where"), [
+    # An instant: the rows changed exactly then.
+    ("2024-10-02T00:00:00Z", "p.updated_at = TIMESTAMPTZ '2024-10-02 00:00:00+00'"),
+    ("2024-10-02T08:00:00%2B08:00", "p.updated_at = TIMESTAMPTZ '2024-10-02 00:00:00+00'"),
+    ("2024-10-02T08:00:00+08:00", "p.updated_at = TIMESTAMPTZ '2024-10-02 00:00:00+00'"),  # + unencoded
+    ("2024-10-02T00:00:01Z", "false"),
+    # A date: that whole day in China time.
+    ("2024-10-03", "p.updated_at >= TIMESTAMPTZ '2024-10-03 00:00+08' AND p.updated_at < TIMESTAMPTZ "
+                   "'2024-10-04 00:00+08'"),
+    # Intervals, closed at both ends, and open.
+    ("2024-10-02T00:00:00Z/2024-10-04T00:00:00Z",
+     "p.updated_at BETWEEN TIMESTAMPTZ '2024-10-02 00:00+00' AND TIMESTAMPTZ '2024-10-04 00:00+00'"),
+    ("../2024-10-02T00:00:00Z", "p.updated_at <= TIMESTAMPTZ '2024-10-02 00:00+00'"),
+    ("2024-10-04T00:00:00Z/..", "p.updated_at >= TIMESTAMPTZ '2024-10-04 00:00+00'"),
+    ("2024-10-02/2024-10-03", "p.updated_at >= TIMESTAMPTZ '2024-10-02 00:00+08' AND p.updated_at < "
+                              "TIMESTAMPTZ '2024-10-04 00:00+08'"),
+    ("../..", "true"),
+])
+def test_datetime_filters_exactly_what_sql_says_within_the_scope(client, dated, fresh_db, datetime, where):
+    headers = bearer(client, "wg1")
+    expected = _sql_ids(fresh_db, where)
+    got = _ids(client, headers, f"datetime={datetime}")
+    assert got == expected
+    # The other grid's people changed at the same times: none of them ever shows.
+    assert not got & set(dated["theirs"])
+    if where != "false":
+        assert expected  # the case filters something real
+    # The community's worker sees both grids' rows for the same datetime.
+    wide = _ids(client, bearer(client, "sq"), f"datetime={datetime}")
+    assert wide == expected | _sql_ids(fresh_db, where, grid="320106001001002")
+
+
+def test_datetime_with_bbox_and_the_layers_time_metadata(client, dated, fresh_db):
+    headers = bearer(client, "wg1")
+    # Paging keeps the filter: the next link, followed as is, gives the rest of the same rows.
+    first = client.get("/api/v1/ogc/collections/person/items?limit=2&datetime=2024-10-02T08:00:00%2B08:00/..",
+                       headers=headers).json()
+    link = next(k["href"] for k in first["links"] if k["rel"] == "next")
+    rest = client.get(link.removeprefix("http://testserver"), headers=headers).json()
+    assert first["numberMatched"] == rest["numberMatched"] == 4
+    assert {f["id"] for f in first["features"] + rest["features"]} == set(dated["mine"][1:])
+    mine = dated["mine"]
+    with db.owner_engine(fresh_db).connect() as conn:
+        # The box around the buildings of the first two people.
+        box = conn.execute(text(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(b.footprint) AS e "
+            "FROM residence r JOIN house h ON h.id = r.house_id JOIN building b ON b.id = h.building_id "
+            "WHERE r.person_id = ANY(:ids)) x"), {"ids": mine[:2]}).one()
+    bbox = ",".join(repr(v) for v in box)
+    where = ("p.updated_at >= TIMESTAMPTZ '2024-10-02 00:00+00' AND ST_Intersects(ST_PointOnSurface("
+             "b.footprint), ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490))")
+    expected = _sql_ids(fresh_db, where, dict(zip(("x0", "y0", "x1", "y1"), box, strict=True)))
+    got = _ids(client, headers, f"bbox={bbox}&datetime=2024-10-02T00:00:00Z/..")
+    assert got == expected == {mine[1]}
+    # Each filter bites: the box alone keeps the first person, the time alone the third.
+    assert mine[0] in _ids(client, headers, f"bbox={bbox}")
+    assert mine[2] in _ids(client, headers, "datetime=2024-10-02T00:00:00Z/..")
+
+    feature = client.get(f"/api/v1/ogc/collections/person/items/{mine[1]}", headers=headers).json()
+    assert dt.datetime.fromisoformat(feature["properties"]["updated_at"]) == dt.datetime(
+        2024, 10, 2, tzinfo=dt.UTC)
+    # The collection says what it filters by, over the rows this user sees (their own five people).
+    meta = client.get("/api/v1/ogc/collections/person", headers=headers).json()
+    first, last = (dt.datetime.fromisoformat(v) for v in meta["extent"]["temporal"]["interval"][0])
+    assert (first, last) == (dt.datetime(2024, 10, 1, tzinfo=dt.UTC),
+                             dt.datetime(2024, 10, 5, tzinfo=dt.UTC))
+    listed = client.get("/api/v1/ogc/collections", headers=headers).json()["collections"]
+    by_id = {c["id"]: c for c in listed}
+    assert by_id["person"]["extent"]["temporal"] == meta["extent"]["temporal"]
+    assert "updated_at" in by_id["building"]["description"]
+
+
+@pytest.mark.parametrize("datetime", [
+    "yesterday", "2024-13-01", "2024-10-01T25:00:00Z", "2024-10-01T08:00:00",  # no offset: not RFC 3339
+    "2024-10-01/2024-10-02/2024-10-03", "2024-10-05/2024-10-01", "2024-10-01T00:00:00Z/soon", "",
+])
+def test_malformed_datetime_is_a_400_in_chinese(client, dated, datetime):
+    response = client.get(f"/api/v1/ogc/collections/building/items?datetime={datetime}",
+                          headers=bearer(client, "wg1"))
+    assert response.status_code == 400, response.text
+    assert "datetime" in response.text and any("\u4e00" <= ch <= "\u9fff" for ch in response.json()["detail"])
 
 
 def _free_port() -> int:

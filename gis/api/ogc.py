@@ -11,9 +11,12 @@ tables (``ST_AsMVT``), never cached server-side, so an edited layer is never ser
 
 # No ``from __future__ import annotations``: FastAPI must resolve the route-local Annotated aliases.
 
+import datetime as dt
 import json
 import math
+import re
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -59,11 +62,30 @@ def _layer(collection_id: str) -> Layer:
     return layer
 
 
-def _collection(layer: Layer, base: str) -> dict[str, Any]:
+GREGORIAN = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
+
+
+def _time_span(conn, layer: Layer) -> list | None:
+    """``[first, last]`` of the layer's time over the rows the user sees (RFC 3339), or None."""
+    if layer.temporal is None:
+        return None
+    expr = layer.temporal[1]
+    first, last = conn.execute(text(f"SELECT min({expr}), max({expr}) FROM {layer.source} "
+                                    f"WHERE ({layer.where})")).one()
+    return [_json_safe(first), _json_safe(last)]
+
+
+def _collection(layer: Layer, base: str, span: list | None = None) -> dict[str, Any]:
     url = f"{base}/collections/{layer.key}"
+    extent: dict[str, Any] = {"spatial": {"bbox": [[73.0, 3.0, 136.0, 54.0]], "crs": CRS84}}
+    description = layer.zh
+    if layer.temporal is not None:
+        # The interval the datetime parameter filters over (null: an end not known, no rows seen).
+        extent["temporal"] = {"interval": [span or [None, None]], "trs": GREGORIAN}
+        description = f"{layer.zh}（datetime 按 {layer.temporal[0]}（最后更新时间）过滤）"
     return {
-        "id": layer.key, "title": layer.zh, "itemType": "feature", "crs": [CRS84],
-        "extent": {"spatial": {"bbox": [[73.0, 3.0, 136.0, 54.0]], "crs": CRS84}},
+        "id": layer.key, "title": layer.zh, "description": description, "itemType": "feature",
+        "crs": [CRS84], "extent": extent,
         "links": [
             {"href": url, "rel": "self", "type": "application/json", "title": layer.zh},
             {"href": f"{url}/items", "rel": "items", "type": GEOJSON, "title": f"{layer.zh}要素"},
@@ -88,6 +110,69 @@ def _parse_bbox(bbox: str | None) -> tuple[float, float, float, float] | None:
     return values[0], values[1], values[2], values[3]
 
 
+# RFC 3339 as OGC API Features asks (a date-time with its offset), and a date alone, read as that day in
+# China Standard Time (what a user here means by a date).
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+_LOST_PLUS = re.compile(r"^(.*\d{2}:\d{2}:\d{2}(?:\.\d+)?) (\d{2}:\d{2})$")
+CHINA = dt.timezone(dt.timedelta(hours=8))
+_BAD_DATETIME = ("datetime 应为 RFC 3339 时间（如 2024-10-01T00:00:00Z）、日期（2024-10-01）或区间"
+                 "（a/b，开放端写 ..，如 2024-10-01/..）(bad datetime)")
+
+
+def _moment(text_value: str) -> tuple[dt.datetime, dt.datetime] | None:
+    """``(first, last)`` instants a date-time or a date covers (a date: its whole day, ``last`` excluded);
+    None when ``text_value`` is neither."""
+    # "+08:00" typed into a URL arrives as " 08:00" (a form-decoded plus): taken as the offset it was.
+    text_value = _LOST_PLUS.sub(r"\1+\2", text_value)
+    try:
+        if _DATE.fullmatch(text_value):
+            day = dt.datetime.combine(dt.date.fromisoformat(text_value), dt.time(), CHINA)
+            return day, day + dt.timedelta(days=1)
+        if _DATE_TIME.fullmatch(text_value):
+            moment = dt.datetime.fromisoformat(text_value.upper().replace("Z", "+00:00"))
+            return moment, moment
+    except ValueError:  # 2024-13-01, 25:00:00 ...
+        return None
+    return None
+
+
+def parse_datetime(value: str | None) -> tuple[dt.datetime | None, dt.datetime | None, bool] | None:
+    """The ``datetime`` parameter as ``(start, end, end_excluded)`` (None for an open end), or None when
+    absent; raises 400 when malformed.
+
+    >>> parse_datetime("2024-10-01T08:00:00+08:00")[0].isoformat()
+    '2024-10-01T08:00:00+08:00'
+    >>> parse_datetime("../2024-10-01")[1].isoformat(), parse_datetime("../2024-10-01")[2]
+    ('2024-10-02T00:00:00+08:00', True)
+    """
+    if value is None:
+        return None
+    parts = value.strip().split("/")
+    if len(parts) == 1:
+        moment = _moment(parts[0])
+        if moment is None:
+            raise HTTPException(400, _BAD_DATETIME)
+        return moment[0], moment[1], moment[0] != moment[1]
+    if len(parts) != 2:
+        raise HTTPException(400, _BAD_DATETIME)
+    ends = []
+    for part in parts:
+        if part in ("", ".."):
+            ends.append(None)
+            continue
+        moment = _moment(part)
+        if moment is None:
+            raise HTTPException(400, _BAD_DATETIME)
+        ends.append(moment)
+    start = ends[0][0] if ends[0] else None
+    end = ends[1][1] if ends[1] else None
+    end_excluded = bool(ends[1]) and ends[1][0] != ends[1][1]
+    if start is not None and end is not None and (end < start or (end_excluded and end == start)):
+        raise HTTPException(400, "datetime 区间的开始晚于结束 (interval ends before it starts)")
+    return start, end, end_excluded
+
+
 def _masked(layer: Layer, row: dict[str, Any]) -> dict[str, Any]:
     for column in layer.pii:
         if row.get(column) is not None:
@@ -98,11 +183,21 @@ def _masked(layer: Layer, row: dict[str, Any]) -> dict[str, Any]:
 def _json_safe(value: Any) -> Any:
     if isinstance(value, int | float | str | bool) or value is None:
         return value
+    if isinstance(value, dt.datetime):
+        return value.isoformat()  # RFC 3339, as the datetime parameter takes it back
     return str(value)
 
 
+def _select(layer: Layer) -> str:
+    """The layer's columns, with its time (when it has one and does not list it already)."""
+    if layer.temporal is None or layer.temporal[0] in _output_columns(layer):
+        return layer.columns
+    name, expr = layer.temporal
+    return f"{layer.columns}, {expr} AS {name}"
+
+
 def _features(conn, layer: Layer, where: list[str], params: dict, limit: int, offset: int):
-    sql = (f"SELECT {layer.columns}, ST_AsGeoJSON({layer.geometry}, 7) AS _geometry FROM {layer.source} "
+    sql = (f"SELECT {_select(layer)}, ST_AsGeoJSON({layer.geometry}, 7) AS _geometry FROM {layer.source} "
            f"WHERE ({layer.where}) AND {' AND '.join(where) if where else 'true'} "
            f"ORDER BY 1 LIMIT :limit OFFSET :offset")
     rows = conn.execute(text(sql), {**params, "limit": limit, "offset": offset}).mappings().all()
@@ -114,8 +209,23 @@ def _features(conn, layer: Layer, where: list[str], params: dict, limit: int, of
     return features
 
 
-def _filters(layer: Layer, bbox, request: Request) -> tuple[list[str], dict]:
+def _filters(layer: Layer, bbox, request: Request, when=None) -> tuple[list[str], dict]:
     where, params = [], {}
+    if when is not None and layer.temporal is not None:
+        # Features without a time match any datetime (OGC API Features /req/core/fc-time-response C).
+        start, end, end_excluded = when
+        expr = layer.temporal[1]
+        if start is not None and end is not None and start == end:
+            where.append(f"({expr} IS NULL OR {expr} = :t_start)")
+        else:
+            test = []
+            if start is not None:
+                test.append(f"{expr} >= :t_start")
+            if end is not None:
+                test.append(f"{expr} {'<' if end_excluded else '<='} :t_end")
+            if test:
+                where.append(f"({expr} IS NULL OR ({' AND '.join(test)}))")
+        params.update(t_start=start, t_end=end)
     if bbox is not None:
         where.append(f"{layer.indexed_geometry} && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490) "
                      f"AND ST_Intersects({layer.geometry}, ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490))")
@@ -207,25 +317,33 @@ def router(settings: Settings) -> APIRouter:
     @routes.get("/collections", responses={**AUTH_RESPONSES, **_JSON}, response_class=JSONResponse)
     def collections(request: Request, user: User) -> JSONResponse:
         base = _base(request)
+        with scoped_connection(settings, user, client_addr(request)) as conn:
+            spans = {layer.key: _time_span(conn, layer) for layer in LAYERS.values()}
         return JSONResponse({
             "links": [{"href": f"{base}/collections", "rel": "self", "type": "application/json"}],
-            "collections": [_collection(layer, base) for layer in LAYERS.values()],
+            "collections": [_collection(layer, base, spans.get(layer.key)) for layer in LAYERS.values()],
         }, headers=NO_STORE)
 
     @routes.get("/collections/{collection_id}", responses={**_NOT_FOUND, **_JSON},
                 response_class=JSONResponse)
     def collection(collection_id: str, request: Request, user: User) -> JSONResponse:
-        return JSONResponse(_collection(_layer(collection_id), _base(request)), headers=NO_STORE)
+        layer = _layer(collection_id)
+        with scoped_connection(settings, user, client_addr(request)) as conn:
+            span = _time_span(conn, layer)
+        return JSONResponse(_collection(layer, _base(request), span), headers=NO_STORE)
 
     @routes.get("/collections/{collection_id}/items", response_class=Response,
                 responses={**_NOT_FOUND, **_BAD_REQUEST, **_GEOJSON_OK})
     def items(collection_id: str, request: Request, user: User,
               bbox: str | None = Query(None, description="minx,miny,maxx,maxy（CGCS2000 经纬度）"),
               limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
-              offset: int = Query(0, ge=0, le=1_000_000_000)) -> Response:
-        """要素（GeoJSON），按 bbox、属性过滤与分页 (features, with bbox, property filters and paging)."""
+              offset: int = Query(0, ge=0, le=1_000_000_000),
+              datetime: str | None = Query(None, description="RFC 3339 时间、日期或区间（a/b，开放端 ..）"),
+              ) -> Response:
+        """要素（GeoJSON），按 bbox、datetime、属性过滤与分页 (features, with bbox, datetime, property
+        filters and paging)."""
         layer = _layer(collection_id)
-        where, params = _filters(layer, _parse_bbox(bbox), request)
+        where, params = _filters(layer, _parse_bbox(bbox), request, parse_datetime(datetime))
         with scoped_connection(settings, user, client_addr(request)) as conn:
             matched = conn.execute(text(
                 f"SELECT count(*) FROM {layer.source} WHERE ({layer.where}) AND "
@@ -233,10 +351,12 @@ def router(settings: Settings) -> APIRouter:
             features = _features(conn, layer, where, params, limit, offset)
             if layer.pii:
                 audit.record(conn, "ogc_items", target_table=layer.key,
-                             detail={"bbox": bbox, "limit": limit, "offset": offset, "rows": len(features)})
+                             detail={"bbox": bbox, "datetime": datetime, "limit": limit, "offset": offset,
+                                     "rows": len(features)})
         url = f"{_base(request)}/collections/{layer.key}/items"
         keep = {k: v for k, v in request.query_params.items() if k not in ("offset", "limit")}
-        query = "".join(f"&{k}={v}" for k, v in keep.items())
+        # Encoded: a datetime's "+08:00" and "/" must come back as they went.
+        query = f"&{urlencode(keep)}" if keep else ""
         links = [{"href": f"{url}?limit={limit}&offset={offset}{query}", "rel": "self", "type": GEOJSON}]
         if offset + len(features) < matched:
             links.append({"href": f"{url}?limit={limit}&offset={offset + limit}{query}", "rel": "next",
