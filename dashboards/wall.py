@@ -396,6 +396,10 @@ class WallScreen:
                           width=420, sizing_mode="stretch_height")
         centre = pn.Column(pn.Row(self.period, self.custom_range, self.status, self.close_video), self.map,
                            self.video_wall, sizing_mode="stretch_both")
+        # The Bootstrap template drops its own js_files from the page; pn.config set inside a session
+        # applies to this session's page only (a new dict: the global config stays as it is).
+        if pn.state.curdoc is not None:
+            pn.config.js_files = {**pn.config.js_files, **PLAYER_JS}
         template = pn.template.BootstrapTemplate(
             title=f"{name} 综治指挥大屏", theme="dark", header_background="#081022", raw_css=[_CSS],
             main=[pn.Column(self.kpi_pane, pn.Row(left, centre, right, sizing_mode="stretch_both"),
@@ -669,19 +673,26 @@ _CAMERA_CSS = f"""
 """
 VIDEO_WALL_MAX = 9
 _MESSAGES = {
-    "hls": "浏览器需要 HLS/FLV 播放组件，请在视频平台中查看",
-    "flv": "浏览器需要 HLS/FLV 播放组件，请在视频平台中查看",
     "none": "未登记视频流地址",
     "unsafe": "视频流地址不是 http(s) 地址，无法在页面中播放，请在视频平台中查看",
 }
 # When the stream cannot be reached the element fires ``error``: swap it for the message in place.
 _ON_ERROR = "this.style.display='none';this.nextElementSibling.style.display='block'"
 _UNREACHABLE = "视频无法连接"
+# HLS and HTTP-FLV need a player script (gis/static/player.js on the vendored hls.js / mpegts.js, served
+# from our own origin: no CDN on a command-centre network). The card is an HTML pane in shadow DOM where
+# <script> does not run, so a hidden 1×1 image hands the <video> before it to ``gridgovPlay`` on load.
+PLAYER_JS = {"hls.js": "assets/vendor/hls.min.js", "mpegts.js": "assets/vendor/mpegts.js",
+             "gridgov-player": "assets/player.js"}
+_PLAYER_HOOK = ('<img class="gg-player-hook" hidden alt="" width="1" height="1" '
+                'src="data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7" '
+                'onload="window.gridgovPlay&&gridgovPlay(this.previousElementSibling)">')
 
 
 def player_html(url: str | None) -> str:
-    """The live view of a stream URL: ``<img>`` for snapshots and MJPEG, ``<video>`` for MP4/WebM,
-    otherwise a message saying where to watch it. Only http(s) and same-server URLs reach the page."""
+    """The live view of a stream URL: ``<img>`` for snapshots and MJPEG, ``<video>`` for MP4/WebM, a
+    ``<video>`` driven by hls.js / mpegts.js for HLS / HTTP-FLV, otherwise a message. Only http(s) and
+    same-server URLs reach the page; never a ``<script>`` (it would not run in the pane anyway)."""
     kind = cameras.stream_kind(url)
     if kind in _MESSAGES:
         shown = f"<br><small>{html.escape(url)}</small>" if url and kind != "none" else ""
@@ -689,6 +700,10 @@ def player_html(url: str | None) -> str:
     src = html.escape(url.strip(), quote=True)
     if kind == "image":
         element = f'<img class="gg-live" src="{src}" alt="实时画面" onerror="{_ON_ERROR}">'
+    elif kind in ("hls", "flv"):
+        # player.js hides the video and shows the message below when the stream fails
+        element = (f'<video class="gg-live" data-stream="{src}" data-kind="{kind}" autoplay muted playsinline'
+                   f' controls></video>{_PLAYER_HOOK}')
     else:
         element = (f'<video class="gg-live" src="{src}" autoplay muted playsinline controls'
                    f' onerror="{_ON_ERROR}"></video>')

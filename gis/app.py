@@ -20,7 +20,8 @@ sessions live in one process — run one worker, or sticky sessions behind a pro
 inside the event loop (about a second for the map; the server warms up so the first is not slower).
 
 Routes: ``/`` → ``/map`` (the explorer); ``/api/v1/...``; Bokeh/Panel's ``/static/...`` and the pages'
-websockets; ``/tiles/{z}/{x}/{y}`` when a local tile folder is configured.
+websockets; ``/tiles/{z}/{x}/{y}`` when a local tile folder is configured; ``/assets/player.js`` and
+``/assets/vendor/...`` (the camera players, public).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from fastapi import Path as FastPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 
 from dashboards.pages import MAP_PATH, PAGE_PATHS, mount_pages
 from gis.api import API_PREFIX, api_router, auth
@@ -118,6 +120,10 @@ def _document_our_validation_errors(app: FastAPI) -> None:
 
 
 LOGIN_PAGE = Path(__file__).parent / "static" / "login.html"
+# Public browser code of our own origin (offline networks have no CDN): the vendored video players and
+# the glue that attaches them to the camera cards. No login: they are library files, not data.
+PLAYER_SCRIPT = Path(__file__).parent / "static" / "player.js"
+VENDOR_DIR = Path(__file__).parent / "static" / "vendor"
 
 
 def create_app(settings: Settings, current_user: CurrentUser | None = None) -> FastAPI:
@@ -156,6 +162,13 @@ def create_app(settings: Settings, current_user: CurrentUser | None = None) -> F
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> FileResponse:  # the templates ask for it; Panel ships one
         return FileResponse(FAVICON)
+
+    @app.get("/assets/player.js", include_in_schema=False)
+    def player_script() -> FileResponse:
+        return FileResponse(PLAYER_SCRIPT, media_type="text/javascript; charset=utf-8",
+                            headers={"Cache-Control": "no-cache"})
+
+    app.mount("/assets/vendor", StaticFiles(directory=VENDOR_DIR), name="vendor")
 
     if settings.tile_dir:
         add_tile_route(app, Path(settings.tile_dir))

@@ -169,8 +169,10 @@ def fov_wedge(lon: float, lat: float, heading: float | None, view_angle: float |
 
 def stream_kind(url: str | None) -> str:
     """How a page can play a stream URL: ``image`` (snapshot / MJPEG in ``<img>``), ``video`` (MP4/WebM
-    in ``<video>``), ``hls`` / ``flv`` (need a player component we do not ship), ``none`` (no URL) or
-    ``unsafe`` (not http(s) or a path on this server: never put it in a page)."""
+    in ``<video>``), ``hls`` / ``flv`` (a ``<video>`` driven by the vendored hls.js / mpegts.js, see
+    ``gis/static/player.js``; those fetch the stream with XHR/fetch, so a platform on another origin must
+    send CORS headers), ``none`` (no URL) or ``unsafe`` (not http(s) or a path on this server: never put
+    it in a page)."""
     if not url or not url.strip():
         return "none"
     url = url.strip()

@@ -4,6 +4,7 @@ stream kinds, and the API's Chinese 4xx."""
 
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
@@ -193,3 +194,47 @@ def test_api_refusals_are_chinese(client, path, params, status, words):
 def test_api_needs_login(world):
     client = TestClient(make_app(world["settings"], cameras_api.router))   # no login cookie
     assert client.get("/api/v1/cameras", params={"bbox": "118,32,119,33"}).status_code == 401
+
+
+# ------------------------------------------------------------------ the wall's player HTML (no database)
+@pytest.mark.parametrize("url, kind", [("http://10.0.0.5/live/1.m3u8?token=a&b=1", "hls"),
+                                       ("/video/GATE01.flv", "flv")])
+def test_player_html_hls_and_flv_get_a_video_and_the_attach_hook(url, kind):
+    from dashboards import wall
+
+    out = wall.player_html(url)
+    assert f'<video class="gg-live" data-stream="{html.escape(url, quote=True)}" data-kind="{kind}"' in out
+    assert " muted" in out and " autoplay" in out and " playsinline" in out
+    # the hidden image right after the video hands it to gridgovPlay (inline handlers run in the pane)
+    assert 'onload="window.gridgovPlay&&gridgovPlay(this.previousElementSibling)"' in out
+    assert out.index("<video") < out.index("gg-player-hook") < out.index("视频无法连接")
+    assert "<script" not in out.lower()
+    assert "播放组件" not in out
+
+
+def test_player_html_escapes_the_stream_url():
+    from dashboards import wall
+
+    out = wall.player_html('http://cam/x.m3u8?a="><script>alert(1)</script>')
+    assert "<script" not in out.lower()
+    assert 'data-stream="http://cam/x.m3u8?a=&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in out
+
+
+@pytest.mark.parametrize("url", ["rtsp://10.0.0.5/live.m3u8", "javascript:alert(1)//.flv",
+                                 "//evil.example/live.m3u8", "data:text/html,x.flv"])
+def test_player_html_refuses_unsafe_urls(url):
+    from dashboards import wall
+
+    out = wall.player_html(url)
+    assert "<video" not in out and "gridgovPlay" not in out and "data-stream" not in out
+    assert 'data-kind="unsafe"' in out and "不是 http(s) 地址" in out
+    assert "<script" not in out.lower()
+
+
+def test_wall_page_loads_the_players_from_our_origin():
+    from dashboards import wall
+
+    # relative to the page (/wall): served by gis.app under /assets, never a CDN
+    assert set(wall.PLAYER_JS.values()) == {"assets/vendor/hls.min.js", "assets/vendor/mpegts.js",
+                                            "assets/player.js"}
+    assert all("//" not in path for path in wall.PLAYER_JS.values())
