@@ -106,9 +106,17 @@ def stream_server(territory_db):
     wall.stop_feeds()
 
 
-def open_camera(page, camera) -> None:
+def open_camera(page, camera):
+    """Click ``camera`` on the wall's map; its card's live ``<video>``."""
     page.mouse.click(*screen_point(page, *camera[1:3]))
     expect(page.locator(".gg-camera-card h3")).to_contain_text(camera[0], timeout=15_000)
+    return page.locator(".gg-camera-card video.gg-live")
+
+
+def camera_on_a_new_wall(page, base_url: str, camera):
+    open_wall(page, base_url)
+    page.wait_for_timeout(1000)
+    return open_camera(page, camera)
 
 
 def test_hls_stream_plays_through_our_own_hls_js(stream_server, page, browser_log: BrowserLog):
@@ -125,8 +133,7 @@ def test_hls_stream_plays_through_our_own_hls_js(stream_server, page, browser_lo
     assert page.evaluate("() => typeof Hls === 'function' && Hls.isSupported() && typeof mpegts === 'object'"
                          " && typeof gridgovPlay === 'function'")
 
-    open_camera(page, CAMERAS[0])
-    video = page.locator(".gg-camera-card video.gg-live")
+    video = open_camera(page, CAMERAS[0])
     expect(video).to_have_attribute("data-kind", "hls")
     expect(video).to_have_attribute("data-stream", CAMERAS[0][3])
     # hls.js read the playlist ("manifest"; the null packets then fail to parse: "error" may follow)
@@ -138,10 +145,7 @@ def test_hls_stream_plays_through_our_own_hls_js(stream_server, page, browser_lo
 
 def test_flv_stream_plays_through_our_own_mpegts_js(stream_server, page, browser_log: BrowserLog):
     base_url, requests = stream_server
-    open_wall(page, base_url)
-    page.wait_for_timeout(1000)
-    open_camera(page, CAMERAS[4])
-    video = page.locator(".gg-camera-card video.gg-live")
+    video = camera_on_a_new_wall(page, base_url, CAMERAS[4])
     expect(video).to_have_attribute("data-kind", "flv")
     # mpegts.js read the stream header (the stream then ends: "error" may follow)
     expect(video).to_have_attribute("data-player-history", re.compile(r"^loading manifest"), timeout=15_000)
@@ -159,10 +163,7 @@ def wait_for_request(page, requests: list[str], name: str) -> None:
 
 def test_closing_the_card_stops_its_player(stream_server, page, browser_log: BrowserLog):
     base_url, requests = stream_server
-    open_wall(page, base_url)
-    page.wait_for_timeout(1000)
-    open_camera(page, CAMERAS[3])
-    video = page.locator(".gg-camera-card video.gg-live")
+    video = camera_on_a_new_wall(page, base_url, CAMERAS[3])
     expect(video).to_have_attribute("data-player-state", "manifest", timeout=15_000)
     wait_for_request(page, requests, "busy0.ts")
     page.wait_for_timeout(2500)   # the live playlist is reloaded, the segment retried: the player lives
@@ -183,11 +184,8 @@ def test_closing_the_card_stops_its_player(stream_server, page, browser_log: Bro
 @pytest.mark.parametrize("camera", [CAMERAS[1], CAMERAS[2]], ids=["hls", "flv"])
 def test_unreachable_stream_says_so(stream_server, page, browser_log: BrowserLog, camera):
     base_url, _ = stream_server
-    open_wall(page, base_url)
-    page.wait_for_timeout(1000)
-    open_camera(page, camera)
+    video = camera_on_a_new_wall(page, base_url, camera)
     card = page.locator(".gg-camera-card")
-    video = card.locator("video.gg-live")
     expect(video).to_have_attribute("data-player-state", "error", timeout=20_000)
     expect(video).to_be_hidden()
     expect(card.get_by_text("视频无法连接")).to_be_visible()
