@@ -8,6 +8,20 @@ footprint, a person at the building of the house they live in now.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class Temporal(NamedTuple):
+    """A layer's time: what a GIS client filters by (OGC API ``datetime``) and reads as a property."""
+
+    name: str   # the property
+    expr: str   # its expression over the layer's ``source``
+    # Where its extent (first and last) is read: the one table it is a column of, with its alias, and which
+    # of that table's rows are the layer's -- the layer's rows without the joins that only hang a geometry
+    # or names on them. Through those joins the planner cannot walk the (org_path, updated_at) index
+    # (migration 0014) and reads every row in scope instead (see gis.api.ogc.time_span_sql).
+    table: str
+    where: str = "true"
 
 
 @dataclass(frozen=True)
@@ -21,10 +35,9 @@ class Layer:
     org_path: str          # the territory path expression: path filters use it (and RLS applies to it)
     where: str = "true"
     pii: tuple[str, ...] = field(default=())  # columns masked unless revealed ("id_number", "phone")
-    # The time a GIS client filters by (OGC API ``datetime``) and reads as a property: (name, expression).
     # The registries' records are dated by their last change -- what "what changed since" asks for; None
-    # for a layer without one (its features then match any datetime, as OGC API Features says).
-    temporal: tuple[str, str] | None = None
+    # for a layer without a time (its features then match any datetime, as OGC API Features says).
+    temporal: Temporal | None = None
 
 
 def _territory(level: str, zh: str) -> Layer:
@@ -32,7 +45,8 @@ def _territory(level: str, zh: str) -> Layer:
         key=level, zh=zh, source="territory_unit t",
         columns="t.id, t.code, t.name, t.level, t.path::text AS path, t.district_code",
         geometry="t.boundary", indexed_geometry="t.boundary", org_path="t.org_path",
-        where=f"t.level = '{level}'", temporal=("updated_at", "t.updated_at"),
+        where=f"t.level = '{level}'",
+        temporal=Temporal("updated_at", "t.updated_at", "territory_unit t", f"t.level = '{level}'"),
     )
 
 
@@ -47,20 +61,22 @@ LAYERS: dict[str, Layer] = {
             columns="t.id, t.code, t.name, t.path::text AS path, t.head_name, t.head_mobile AS phone, "
                     "t.worker_count, f.household_count, f.person_count, f.area_m2",
             geometry="t.boundary", indexed_geometry="t.boundary", org_path="t.org_path",
-            pii=("phone",), temporal=("updated_at", "t.updated_at"),
+            pii=("phone",),
+            # grid_figures holds the grids only (level 'grid'): the same rows.
+            temporal=Temporal("updated_at", "t.updated_at", "territory_unit t", "t.level = 'grid'"),
         ),
         Layer(
             key="compound", zh="小区", source="compound c",
             columns="c.id, c.name, c.address, c.property_company, c.enclosure, c.org_path::text AS org_path",
             geometry="c.boundary", indexed_geometry="c.boundary", org_path="c.org_path",
-            temporal=("updated_at", "c.updated_at"),
+            temporal=Temporal("updated_at", "c.updated_at", "compound c"),
         ),
         Layer(
             key="building", zh="楼栋",
             source="building b LEFT JOIN compound c ON c.id = b.compound_id",
             columns="b.id, b.name, c.name AS compound_name, b.floors, b.units, b.org_path::text AS org_path",
             geometry="b.footprint", indexed_geometry="b.footprint", org_path="b.org_path",
-            temporal=("updated_at", "b.updated_at"),
+            temporal=Temporal("updated_at", "b.updated_at", "building b"),
         ),
         Layer(
             key="house", zh="房屋",
@@ -68,7 +84,8 @@ LAYERS: dict[str, Layer] = {
             columns="h.id, h.building_id, b.name AS building_name, h.unit_no, h.floor, h.room_no, h.nature, "
                     "h.owner_name, h.is_rented, h.org_path::text AS org_path",
             geometry="ST_PointOnSurface(b.footprint)", indexed_geometry="b.footprint", org_path="h.org_path",
-            temporal=("updated_at", "h.updated_at"),
+            # Every house has its building, on the same org_path (the cascade of 0001/0013): the same rows.
+            temporal=Temporal("updated_at", "h.updated_at", "house h"),
         ),
         Layer(
             key="person", zh="人口",
@@ -78,7 +95,13 @@ LAYERS: dict[str, Layer] = {
                     "r.relation, r.is_head, h.id AS house_id, h.room_no, b.name AS building_name, "
                     "p.org_path::text AS org_path",
             geometry="ST_PointOnSurface(b.footprint)", indexed_geometry="b.footprint", org_path="p.org_path",
-            pii=("id_number", "phone"), temporal=("updated_at", "p.updated_at"),
+            pii=("id_number", "phone"),
+            # A person is drawn while they have a current home (its house and building on their org_path).
+            # OFFSET 0 keeps the EXISTS a test of each row the walk meets: as a semi-join the planner
+            # takes it to keep a hundredth of the people in scope, and below a few hundred thousand
+            # people reads the whole scope instead of walking.
+            temporal=Temporal("updated_at", "p.updated_at", "person p", "EXISTS (SELECT 1 FROM residence r "
+                              "WHERE r.person_id = p.id AND r.until IS NULL OFFSET 0)"),
         ),
     ]
 }

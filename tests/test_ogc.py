@@ -19,10 +19,13 @@ from sqlalchemy import text
 
 from gis import db
 from gis.api import ogc
+from gis.security.scope import scoped_connection
+from layers.catalogue import LAYERS
 from tests import access_helpers
 from tests.access_helpers import (
-    add_building, add_district, add_house, add_person, add_unit, add_user, bearer, wipe,
+    Unit, add_building, add_district, add_house, add_person, add_unit, add_user, bearer, wipe,
 )
+from tests.conftest import create_database, drop_database
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,6 +200,85 @@ def test_datetime_with_bbox_and_the_layers_time_metadata(client, dated, fresh_db
     by_id = {c["id"]: c for c in listed}
     assert by_id["person"]["extent"]["temporal"] == meta["extent"]["temporal"]
     assert "updated_at" in by_id["building"]["description"]
+
+
+def _scattered(n: str) -> str:
+    """A moment of 2024-2025 picked by the integer expression ``n`` (the same every run)."""
+    return f"(TIMESTAMPTZ '2024-01-01 00:00+00' + make_interval(days => (({n}) % 700)::int))"
+
+
+@pytest.fixture(scope="module")
+def crowded(cluster_settings):
+    """A database of its own: a district of 40 grids of 250 houses and 500 people, changed at scattered
+    moments over two years -- enough rows for the planner to plan the temporal extent as it does for a
+    city -- and one person who moved out (no current home: not on the map) and changed before everyone."""
+    settings = create_database(cluster_settings)
+    with db.owner_engine(settings).begin() as conn:
+        district = add_district(conn)
+        street = add_unit(conn, "street", "320106002", "湖南路街道", district)
+        community = add_unit(conn, "community", "320106002001", "青云巷社区", street)
+        grids = [add_unit(conn, "grid", f"320106002001{g:03d}", f"网格{g}", community) for g in range(1, 41)]
+        for grid in grids:
+            add_building(conn, grid)
+        conn.execute(text("INSERT INTO house (building_id, floor, room_no) SELECT b.id, 1, '1-' || i "
+                          "FROM building b, generate_series(1, 250) i"))
+        conn.execute(text(f"UPDATE house h SET updated_at = {_scattered('h.id * 5')}"))
+        conn.execute(text(
+            "INSERT INTO person (name, sex, birth_date, org_path, district_code, updated_at) "
+            "SELECT '居民' || h.id || '-' || i, '1', DATE '1990-03-07', h.org_path, h.district_code, "
+            f"{_scattered('i * 37 + h.id * 11')} + make_interval(secs => i) "
+            "FROM house h, generate_series(1, 2) i"))
+        conn.execute(text("INSERT INTO residence (person_id, house_id, relation) SELECT p.id, h.id, '01' "
+                          "FROM person p JOIN house h ON split_part(p.name, '-', 1) = '居民' || h.id"))
+        moved = add_person(conn, add_house(conn, add_building(conn, grids[0])), "已迁出")
+        conn.execute(text("UPDATE residence SET since = DATE '2020-01-01', until = DATE '2023-06-01' "
+                          "WHERE person_id = :p"), {"p": moved})
+        conn.execute(text("UPDATE person SET updated_at = TIMESTAMPTZ '2023-06-01 00:00+00' WHERE id = :p"),
+                     {"p": moved})
+        conn.execute(text("ANALYZE"))
+    yield {"settings": settings, "district": district, "grid": grids[0]}
+    drop_database(settings)
+
+
+class _Scope:
+    """A user as :func:`scoped_connection` takes one: the scope is what row-level security reads."""
+
+    def __init__(self, unit: Unit):
+        self.id, self.scope_path = None, unit.path
+
+
+@pytest.mark.parametrize("scope", ["district", "grid"])
+def test_temporal_extent_walks_the_scope_index_as_the_app_role(crowded, scope):
+    """Each end of the person and house layers' extent is a nearest-neighbour walk of the (org_path,
+    updated_at) index with the scope policy as its index condition -- not a scan and sort of the scope --
+    as the app role under row-level security, for a district's scope and a grid's alike."""
+    with scoped_connection(crowded["settings"], _Scope(crowded[scope])) as conn:
+        assert conn.execute(text("SELECT current_user")).scalar() == crowded["settings"].app_role
+        for key, table in (("person", "person"), ("house", "house")):
+            plan = "\n".join(conn.execute(text("EXPLAIN " + ogc.time_span_sql(LAYERS[key]))).scalars())
+            walks = plan.count(f"Index Scan using {table}_org_path_updated_at on {table}")
+            assert walks == 2 and plan.count("Order By: (updated_at <-> ") == 2, plan
+            assert plan.count("Index Cond: ((org_path <@ $") == 2, plan  # the policy, in the index
+            assert "Seq Scan" not in plan and "Sort" not in plan and "Bitmap" not in plan, plan
+
+
+@pytest.mark.parametrize("scope", ["district", "grid"])
+def test_temporal_extent_is_min_and_max_of_the_layers_rows_in_scope(crowded, scope):
+    """What the walks give is min/max over each dated layer's own rows (joins included) as the user sees
+    them: the person who moved out is in scope but not on the map, and not in the extent."""
+    with scoped_connection(crowded["settings"], _Scope(crowded[scope])) as conn:
+        for layer in LAYERS.values():
+            if layer.temporal is None:
+                continue
+            expr = layer.temporal.expr
+            expected = conn.execute(text(f"SELECT min({expr}), max({expr}) FROM {layer.source} "
+                                         f"WHERE ({layer.where})")).one()
+            assert tuple(conn.execute(text(ogc.time_span_sql(layer))).one()) == tuple(expected), layer.key
+        first_person = conn.execute(text(ogc.time_span_sql(LAYERS["person"]))).scalar()
+        # The case bites: the mover is the first change in the person table within the scope.
+        moved = dt.datetime(2023, 6, 1, tzinfo=dt.UTC)
+        assert conn.execute(text("SELECT min(updated_at) FROM person")).scalar() == moved
+    assert first_person >= dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
 
 @pytest.mark.parametrize("datetime", [
