@@ -386,3 +386,124 @@ def test_a_unit_wholly_outside_the_district_refuses_the_file_after_writes_began(
         outcome, written = conn.execute(text("SELECT outcome, rows_written FROM data_load WHERE id = :id"),
                                         {"id": report.load_id}).one()
     assert (outcome, written) == ("refused", 0)
+
+
+# ---------------------------------------------------------------- the load's shortcuts
+_MUTATIONS = ("none", "shift", "nudge", "duplicate", "nested", "drop", "t_junction", "hole", "split", "multi",
+              "widen")
+
+
+def _mutated_grid(n, m, kind, k, reverse):
+    """An n x m grid of unit squares with one change of ``kind`` to square ``k``; rings reversed where
+    ``reverse`` says (shapefiles store shells clockwise, GeoJSON anticlockwise)."""
+    polys = [shapely.box(i, j, i + 1, j + 1) for i in range(n) for j in range(m)]
+    k %= len(polys)
+    x0, y0, x1, y1 = polys[k].bounds
+    if kind == "shift":
+        polys[k] = shapely.affinity.translate(polys[k], 0.5, 0.3)
+    elif kind == "nudge":
+        polys[k] = shapely.affinity.translate(polys[k], 1e-9, 0)
+    elif kind == "duplicate":
+        polys.append(polys[k])
+    elif kind == "nested":
+        polys.append(shapely.affinity.scale(polys[k], 0.3, 0.3))
+    elif kind == "drop" and len(polys) > 1:
+        polys.pop(k)
+    elif kind == "t_junction":
+        polys[k] = shapely.Polygon([(x0, y0), ((x0 + x1) / 2, y0), (x1, y0), (x1, y1), (x0, y1)])
+    elif kind == "hole":
+        polys[k] = polys[k].difference(shapely.affinity.scale(polys[k], 0.5, 0.5))
+        polys.append(shapely.affinity.scale(shapely.box(x0, y0, x1, y1), 0.5, 0.5))
+    elif kind == "split":
+        polys[k] = shapely.box(x0, y0, (x0 + x1) / 2, y1)
+        polys.append(shapely.box((x0 + x1) / 2, y0, x1, y1))
+    elif kind == "multi" and len(polys) > 1:
+        other = polys.pop((k + 1) % len(polys))
+        polys[k % len(polys)] = shapely.MultiPolygon([polys[k % len(polys)], other])
+    elif kind == "widen":
+        polys[k] = shapely.affinity.scale(polys[k], 1.2, 1.0)
+    return np.asarray([shapely.reverse(p) if r else p for p, r in zip(polys, reverse, strict=False)] +
+                      polys[len(reverse):], dtype=object)
+
+
+def test_clean_coverage_shortcut_never_passes_what_geos_flags():
+    """The edge count that spares GEOS's coverage validator for clean files says "clean" only when the
+    validator would (overlaps, duplicates, nested and mismatched edges all go to the validator), and does
+    say it for clean grids whatever their rings' orientation."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from etl.boundaries import clean_coverage
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.integers(1, 4), st.integers(1, 4), st.sampled_from(_MUTATIONS), st.integers(0, 20),
+           st.lists(st.booleans(), max_size=20))
+    def check(n, m, kind, k, reverse):
+        polys = _mutated_grid(n, m, kind, k, reverse)
+        valid = bool(shapely.coverage_is_valid(polys))
+        if clean_coverage(polys):
+            assert valid, (kind, [p.wkt for p in polys])
+        if kind in ("none", "drop", "hole"):
+            assert valid and clean_coverage(polys)
+        if kind in ("duplicate", "nested"):
+            assert not valid and not clean_coverage(polys)
+
+    check()
+
+
+def test_a_supplied_path_must_be_the_parents_path_plus_the_code(world, fresh_db):
+    """Loads supply each unit's path (the path trigger then skips the row: migration 0015); a statement
+    trigger refuses any that is not the parent's path plus the code, and a row without one still gets it
+    from the row trigger."""
+    from sqlalchemy.exc import IntegrityError
+
+    community = world["c2"]
+    insert = text("INSERT INTO territory_unit (level, code, name, parent_id, path, org_path) "
+                  "VALUES ('grid', :code, '路径网格', :parent, CAST(:path AS ltree), CAST(:path AS ltree))")
+    engine = db.owner_engine(fresh_db)
+    with engine.connect() as conn, conn.begin() as tx:
+        conn.execute(insert, {"code": "320106001002098", "parent": community.id,
+                              "path": f"{community.path}.320106001002098"})
+        conn.execute(text("INSERT INTO territory_unit (level, code, name, parent_id) VALUES ('grid', "
+                          "'320106001002097', '无路径网格', :parent)"), {"parent": community.id})
+        paths = dict(conn.execute(text("SELECT code, path::text FROM territory_unit WHERE code IN "
+                                       "('320106001002097', '320106001002098')")).all())
+        assert paths == {"320106001002097": f"{community.path}.320106001002097",
+                         "320106001002098": f"{community.path}.320106001002098"}
+        tx.rollback()
+    with engine.connect() as conn, conn.begin():
+        with pytest.raises(IntegrityError, match="路径"):
+            conn.execute(insert, {"code": "320106001002096", "parent": community.id,
+                                  "path": "32.3201.320106.320106001.320106001001.320106001002096"})
+
+
+def test_names_with_tabs_and_backslashes_survive_the_copy_and_a_reload_writes_nothing(world, fresh_db,
+                                                                                        tmp_path):
+    """Units go to the database as COPY text: a tab, a backslash or a line end in a name comes back as it
+    was. Loading the same file again writes nothing (no version, no update); a changed name updates that
+    unit only, keeping its old version."""
+    x0, y0 = CORNERS["c4"]
+    names = ["甲\t网格", "乙\\网格\n二"]
+    frame = gpd.GeoDataFrame({"名称": names, "代码": ["320106001004021", "320106001004022"]},
+                             geometry=[square(x0 + 100, y0 + 100, 100, 100),
+                                       square(x0 + 200, y0 + 100, 100, 100)], crs=f"EPSG:{GK}")
+    path = tmp_path / "names.geojson"
+    frame.to_file(path, driver="GeoJSON")
+
+    first = load_boundaries(fresh_db, path, BoundaryOptions(level="grid"))
+    again = load_boundaries(fresh_db, path, BoundaryOptions(level="grid"))
+    frame.loc[1, "名称"] = "乙网格"
+    frame.to_file(path, driver="GeoJSON")
+    renamed = load_boundaries(fresh_db, path, BoundaryOptions(level="grid"))
+
+    assert first.outcome == "loaded" and first.written["inserted"] == 2, first.errors
+    assert again.written == {"inserted": 0, "updated": 0, "unchanged": 2, "versions_kept": 0}
+    assert renamed.written == {"inserted": 0, "updated": 1, "unchanged": 1, "versions_kept": 1}
+    with db.owner_engine(fresh_db).connect() as conn:
+        stored = conn.execute(text("SELECT code, name, path::text FROM territory_unit WHERE code IN "
+                                   "('320106001004021', '320106001004022') ORDER BY code")).all()
+        kept = conn.execute(text("SELECT name FROM territory_unit_version WHERE code = "
+                                 "'320106001004022'")).scalars().all()
+    assert [n for _, n, _ in stored] == ["甲\t网格", "乙网格"]
+    assert stored[0][2] == f"{world['c4'].path}.320106001004021"
+    assert kept == ["乙\\网格\n二"]
