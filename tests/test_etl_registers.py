@@ -11,8 +11,9 @@ import pytest
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import text
 
-from etl.registers import RegisterOptions, load_register, map_headers, outside_district, parse_address
-from gis import db
+from etl.registers import (RegisterLoadError, RegisterOptions, load_register, map_headers, outside_district,
+                           parse_address)
+from gis import cluster, db
 from gis.validation import make_id_number
 from layers.registries import REGISTRIES
 from tests.access_helpers import add_district, add_unit, wipe
@@ -165,7 +166,7 @@ def test_a_load_cut_off_in_the_middle_leaves_the_database_as_it_was(houses, fres
             other.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
 
     with pytest.raises(psycopg.Error):
-        load_register(fresh_db, "person", path, RegisterOptions(before_merge=cut))
+        load_register(fresh_db, "person", path, RegisterOptions(mid_load=cut))
 
     assert counts(fresh_db) == before
     with db.owner_engine(fresh_db).connect() as conn:
@@ -184,6 +185,80 @@ def test_a_load_cut_off_in_the_middle_leaves_the_database_as_it_was(houses, fres
     with db.owner_engine(fresh_db).connect() as conn:
         assert conn.execute(text("SELECT name FROM person WHERE id_number = "
                                  ":n"), {"n": FRESH}).scalar() == "孙八"
+
+
+def add_house(settings, room: str, unit: int) -> int:
+    with db.owner_engine(settings).begin() as conn:
+        return conn.execute(text(
+            "INSERT INTO house (building_id, unit_no, floor, room_no) SELECT id, :u, 1, :r FROM building "
+            "WHERE name = '3幢' RETURNING id"), {"u": unit, "r": room}).scalar()
+
+
+def test_a_house_has_one_household_head(houses, fresh_db, tmp_path):
+    """Two heads for one house in a file, or a head for a house that has one, are the rows' errors (the
+    database's unique index would otherwise refuse the whole COPY with no row named)."""
+    house = add_house(fresh_db, "1-102", 1)
+    people = [make_id_number("320106", dt.date(1980, 3, d), 60 + d, "1") for d in (1, 2, 3)]
+    header = ["姓名", "公民身份号码", "与户主关系", "居住地址"]
+    first = tmp_path / "户主.csv"
+    write_csv(first, [header, ["周一", people[0], "户主", "山西路小区3幢1单元102室"],
+                      ["周二", people[1], "02", "山西路小区3幢1单元102室"]])
+
+    refused = load_register(fresh_db, "person", first)
+    assert refused.outcome == "refused" and refused.bad_rows == [3]
+    assert refused.errors[0].column == "与户主关系"
+    assert "与第 2 行是同一房屋的户主" in refused.errors[0].reason
+    loaded = load_register(fresh_db, "person", first, RegisterOptions(skip_bad=True))
+    assert loaded.written == {"people": 1, "residences": 1}
+
+    second = tmp_path / "又一户主.csv"
+    write_csv(second, [header, ["周三", people[2], "户主", "山西路小区3幢1单元102室"]])
+    again = load_register(fresh_db, "person", second)
+    assert again.bad_rows == [2] and "该房屋已登记户主" in again.errors[0].reason
+    with db.owner_engine(fresh_db).connect() as conn:
+        heads = conn.execute(text("SELECT p.name FROM residence r JOIN person p ON p.id = r.person_id "
+                                  "WHERE r.house_id = :h AND r.is_head AND r.until IS NULL"),
+                             {"h": house}).scalars().all()
+    assert heads == ["周一"]
+
+
+def test_residences_are_copied_with_their_keys_checked_as_one_set(houses, fresh_db, tmp_path):
+    """The loader may skip the per-row foreign-key triggers (``gridgov db up`` grants the owner
+    ``session_replication_role``) because it checks the keys itself: a matched house deleted while the
+    people are being copied refuses the load, and nothing is left behind. Without the grant the same
+    load goes through the ordinary triggers."""
+    with db.owner_engine(fresh_db).connect() as conn:
+        assert conn.execute(text("SELECT has_parameter_privilege('session_replication_role', 'SET')")
+                            ).scalar()
+    house = add_house(fresh_db, "2-601", 2)
+    number = make_id_number("320106", dt.date(1990, 7, 7), 77, "2")
+    path = tmp_path / "新房.csv"
+    write_csv(path, [["姓名", "公民身份号码", "居住地址"], ["吴九", number, "山西路小区3幢2单元601室"]])
+    before = counts(fresh_db)
+
+    def delete_the_house(conn: psycopg.Connection) -> None:
+        with db.owner_engine(fresh_db).begin() as other:
+            other.execute(text("DELETE FROM house WHERE id = :h"), {"h": house})
+
+    with pytest.raises(RegisterLoadError, match="有房屋被删除"):
+        load_register(fresh_db, "person", path, RegisterOptions(mid_load=delete_the_house))
+    assert counts(fresh_db) == before
+
+    add_house(fresh_db, "2-601", 2)
+    cluster._psql_super(fresh_db, "REVOKE SET ON PARAMETER session_replication_role FROM "
+                                  f"{fresh_db.owner_role}")
+    try:
+        report = load_register(fresh_db, "person", path)
+    finally:
+        cluster._psql_super(fresh_db, "GRANT SET ON PARAMETER session_replication_role TO "
+                                      f"{fresh_db.owner_role}")
+    assert report.outcome == "loaded" and report.written == {"people": 1, "residences": 1}
+    with db.owner_engine(fresh_db).connect() as conn:
+        placed = conn.execute(text(
+            "SELECT h.room_no, p.org_path::text = h.org_path::text FROM person p JOIN residence r "
+            "ON r.person_id = p.id AND r.until IS NULL JOIN house h ON h.id = r.house_id "
+            "WHERE p.id_number = :n"), {"n": number}).one()
+    assert tuple(placed) == ("2-601", True)
 
 
 # ---------------------------------------------------------------- registries other than the person ones
