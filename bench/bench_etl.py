@@ -36,33 +36,38 @@ foreign key (checked row by row) 0.06, the boundary GiST, the parent_id btree an
 ``register``: a GBK CSV person register of ``--rows`` rows (ID numbers with valid check digits, addresses
 of houses that exist), loaded by
 
-* the loader (header mapping, validation, duplicate and address matching, COPY + set-based merge);
+* the loader (header mapping, validation, duplicate, household-head and address matching, the good rows
+  streamed by ``COPY`` into person while the file is read, then residence);
 * a raw binary ``COPY`` of the same rows as the loader wrote them, into an empty copy of ``person``, and
   of ``person`` + ``residence`` (what the loader writes);
-* ``DataFrame.to_sql`` of the CSV as read by pandas.
+* ``DataFrame.to_sql`` of the CSV as read by pandas (raw text into a new table without an index), and of
+  the loader's person rows into an empty copy of ``person`` (the same table work as the loader's person
+  write, without validation, matching or residences).
 
 Prints rows/s and the ratios. The database is ``gridgov_bench_etl`` on the cluster the environment names
 (``GRIDGOV_VAR_DIR`` / ``GRIDGOV_PG_PORT``; default the embedded one).
 
-Register figures (2 shared cores, load average 4–8 from other work: ±30 % between runs; "×" is how many
-times faster than the loader the anchor was):
+Register figures ("×" is how many times faster than the loader the anchor was; the same VM measures
+±20 % between runs even when idle):
 
-====================================  =========  ==============  =====================  ==========
-run                                   loader     COPY person     COPY person+residence  to_sql
-====================================  =========  ==============  =====================  ==========
-200k, before (row-level triggers)     4,815 r/s  34,602 (7.2×)   16,155 (3.4×)          22,267 (4.6×)
-200k, 0013 + one staging COPY         6,880 r/s  44,627 (6.5×)   20,076 (2.9×)          18,356 (2.7×)
-200k, same + cheaper CSV reading      7,638 r/s  34,484 (4.5×)   15,996 (2.1×)          16,389 (2.1×)
-1M, same                              6,387 r/s  26,382 (4.1×)   15,345 (2.4×)          18,980 (3.0×)
-====================================  =========  ==============  =====================  ==========
+===================================  ==========  =============  ==============  ========  ========
+run                                  loader      COPY person    COPY person +   to_sql    to_sql
+                                                                residence       raw       person
+===================================  ==========  =============  ==============  ========  ========
+200k, session 3 (staging + INSERT)    7,638 r/s  34,484 (4.5×)  15,996 (2.1×)   (2.1×)    –
+1M, session 3                         6,387 r/s  26,382 (4.1×)  15,345 (2.4×)   (3.0×)    –
+200k, streamed COPY, idle box        12,884 r/s  43,370 (3.4×)  21,567 (1.7×)   (2.5×)    (1.2×)
+1M, streamed COPY, idle box          16,447 r/s  36,333 (2.2×)  26,428 (1.6×)   (2.9×)    (1.2×)
+200k, + only the file's columns      18,360 r/s  49,529 (2.7×)  31,050 (1.7×)   (2.1×)    (1.0×)
+1M, + only the file's columns        18,134 r/s  38,752 (2.1×)  26,724 (1.5×)   (2.2×)    (0.9×)
+===================================  ==========  =============  ==============  ========  ========
 
-Where a 200k load's time goes now (EXPLAIN ANALYZE of the loader's own statements): read + validate
-6.5–10 s, staging COPY 3 s, house matching 1.5 s, INSERT person 7–8 s (its GiST on org_path and GIN
-trigram on name are most of it, and the COPY anchor pays them too), INSERT residence 4.5 s + its two
-foreign-key checks 3–4 s (PostgreSQL checks them row by row; the anchor's copies have no foreign keys)
-+ the residence → person trigger, now one statement, 0.5–1.3 s (it was a plpgsql call per row).
-The database's share alone is about the person + residence COPY's; what is left above it is the Python
-reading and validation, which runs before the writes instead of beside them.
+Where the time goes now (200k, CPU seconds): the Python process ~6.5 (reading 0.4, column-wise
+validation ~3, the chunks' checks ~1, formatting the COPY rows ~1.5), the COPY backend ~7 (person ~4.5 of
+it: its GIN trigram on name and GiST on (org_path, updated_at) are most of it, and the COPY anchor pays
+them too; residence ~2.5), the lookup backend ~1. Person rows stream while the file is read, so those two
+overlap; the residence COPY cannot start before the person COPY ends (one transaction, one connection),
+which is why the loader cannot reach half the person-only COPY: the database alone writes both tables.
 """
 
 from __future__ import annotations
