@@ -39,6 +39,11 @@ class Layer:
     # for a layer without a time (its features then match any datetime, as OGC API Features says).
     temporal: Temporal | None = None
 
+    @property
+    def id_column(self) -> str:
+        """The expression of the feature id: the first of ``columns`` (pages are walked by it)."""
+        return self.columns.split(",", 1)[0].strip()
+
 
 def _territory(level: str, zh: str) -> Layer:
     return Layer(
