@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 import psycopg
@@ -925,7 +926,8 @@ def _upsert(conn, writes: _Writes, load_id: int) -> dict:
             "versions_kept": versions}
 
 
-class _index_lookups:
+@contextmanager
+def _index_lookups(conn):
     """Row-by-row lookups by key (the foreign-key checks of the rows inserted, the path trigger of 0001)
     made by index, for the statements inside.
 
@@ -934,18 +936,11 @@ class _index_lookups:
     load of grids), the lookup is a sequential scan of a table the statement itself is growing, and a
     10,000-grid insert took 5 s instead of 0.4 s. With sequential scans off the plan is the primary key
     (the JIT, which the disabled scans' nominal cost would set off, is off with them)."""
-
-    def __init__(self, conn):
-        self.conn = conn
-
-    def __enter__(self):
-        self.conn.execute("SET LOCAL enable_seqscan = off")
-        self.conn.execute("SET LOCAL jit = off")
-
-    def __exit__(self, kind, error, tb):
-        if kind is None:
-            self.conn.execute("SET LOCAL enable_seqscan TO DEFAULT")
-            self.conn.execute("SET LOCAL jit TO DEFAULT")
+    conn.execute("SET LOCAL enable_seqscan = off")
+    conn.execute("SET LOCAL jit = off")
+    yield
+    conn.execute("SET LOCAL enable_seqscan TO DEFAULT")
+    conn.execute("SET LOCAL jit TO DEFAULT")
 
 
 # COPY's text format: backslash, tab and line ends in a value are written as escapes.
@@ -953,15 +948,12 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 _COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
 
 
-def reattribute(conn, grid_ids: list[int] | None = None) -> dict:
+def reattribute(conn) -> dict:
     """Move buildings, compounds and events to the grid their location now falls in.
 
     Only things touching the changed grids are looked at: those inside one of them now, or attributed to
     one before. Houses, residences and people follow their building through the org_path triggers. The
-    changed grids are ``grid_ids``, or (from a load) the temporary table ``boundary_changed``."""
-    if grid_ids is not None:
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS boundary_changed (id bigint) ON COMMIT DROP")
-        conn.execute("INSERT INTO boundary_changed SELECT unnest(%s::bigint[])", (grid_ids,))
+    changed grids are those the load's :func:`_upsert` left in the temporary table ``boundary_changed``."""
     # The changed grids are probed through territory_unit's own GiST index: building a copy of them with
     # an index of its own doubled the re-attribution's time in a 10,000-grid load (0.1 s against 0.04 s).
     locate = ("(SELECT g.id FROM territory_unit g WHERE g.level = 'grid' AND g.deleted_at IS NULL "

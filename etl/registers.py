@@ -838,16 +838,14 @@ def _load_people(settings: Settings, conn: psycopg.Connection, registry: Registr
         copy_person = (nullcontext() if options.dry_run else cursor.copy(
             f"COPY person (id, {', '.join(columns)}, residency, org_path, district_code) FROM STDIN",
             writer=QueuedLibpqWriter(cursor)))
-        def check(chunk: list[_Row]) -> tuple[list, list[str]]:
-            placed = matcher.check(chunk, head_by_default, report)
-            return placed, ([] if options.dry_run else matcher.person_ids(len(placed)))
-
         with copy_person as copy:
-            for placed, ids in map(check, chunks):
+            for chunk in chunks:
+                placed = matcher.check(chunk, head_by_default, report)
                 good += len(placed)
                 if copy is None or (report.errors and not options.skip_bad):
                     continue
-                for person_id, (row, relation, house) in zip(ids, placed, strict=True):
+                for person_id, (row, relation, house) in zip(matcher.person_ids(len(placed)), placed,
+                                                             strict=True):
                     house_id, org_path, district_code = house
                     copy.write_row((person_id, *map(row.values.get, columns), residency, org_path,
                                     district_code))
@@ -867,6 +865,22 @@ def _load_people(settings: Settings, conn: psycopg.Connection, registry: Registr
         report.load_id = _record(conn, report, options, "loaded")
         _finish(conn, report.load_id, report)
     return good
+
+
+def _buildings_of(addresses: str) -> str:
+    """``FROM … JOIN building b``: each address of the staged ``addresses`` (a table with ``compound`` and
+    ``building`` columns, aliased ``a``) with the district's buildings it can name — its compound by name
+    (exactly or in part; none named: any), its building by the number in the name (3幢, 3栋, 3号楼). The
+    compound names (a few hundred in a district) are resolved first, so buildings are joined by compound
+    and number, never every address against every compound's buildings. Takes the district code as the
+    statement's first parameter."""
+    table = addresses.split()[0]
+    return (f"FROM {addresses} JOIN (SELECT n.compound, c.id FROM (SELECT DISTINCT compound FROM {table}) n "
+            "  JOIN compound c ON c.district_code = %s AND c.deleted_at IS NULL "
+            "  AND (n.compound = '' OR c.name = n.compound OR c.name LIKE '%%' || n.compound || '%%') "
+            "  OFFSET 0) c ON c.compound = a.compound "
+            "JOIN building b ON b.compound_id = c.id AND b.deleted_at IS NULL "
+            "  AND substring(b.name FROM '[0-9]+') = a.building")
 
 
 class _DatabaseMatch:
@@ -941,17 +955,9 @@ class _DatabaseMatch:
             for k, address in numbered.items():
                 copy.write_row((k, *address))
         self.conn.execute("ANALYZE register_address")
-        # The compound names (a few hundred in a district) are resolved first, so the buildings are joined
-        # by compound and number, never every address against every compound's buildings.
         found = self.conn.execute(
-            "WITH named AS MATERIALIZED (SELECT n.compound, c.id FROM "
-            "  (SELECT DISTINCT compound FROM register_address) n JOIN compound c "
-            "  ON c.district_code = %s AND c.deleted_at IS NULL "
-            "  AND (n.compound = '' OR c.name = n.compound OR c.name LIKE '%%' || n.compound || '%%')) "
-            "SELECT a.k, min(h.id), min(h.org_path::text), min(h.district_code) FROM register_address a "
-            "JOIN named c ON c.compound = a.compound "
-            "JOIN building b ON b.compound_id = c.id AND b.deleted_at IS NULL "
-            "  AND substring(b.name FROM '[0-9]+') = a.building "
+            "SELECT a.k, min(h.id), min(h.org_path::text), min(h.district_code) "
+            f"{_buildings_of('register_address a')} "
             "JOIN house h ON h.building_id = b.id AND h.deleted_at IS NULL "
             "  AND regexp_replace(h.room_no, '^[0-9]+-', '') = a.room "
             "  AND (a.unit IS NULL OR h.unit_no = a.unit) "
@@ -1029,13 +1035,9 @@ def _places_and_links(conn, registry: Registry, good: list[_Row], header, mappin
         "SELECT l.n, p.id FROM register_places l JOIN person p ON p.id_number = l.id_number "
         "AND p.deleted_at IS NULL").fetchall())
     buildings = {n: (path, lon, lat) for n, path, lon, lat in conn.execute(
-        "SELECT l.n, min(b.org_path::text), min(ST_X(ST_PointOnSurface(b.footprint))), "
-        "       min(ST_Y(ST_PointOnSurface(b.footprint))) FROM register_places l "
-        "JOIN compound c ON c.district_code = %s AND c.deleted_at IS NULL "
-        "  AND (l.compound = '' OR c.name = l.compound OR c.name LIKE '%%' || l.compound || '%%') "
-        "JOIN building b ON b.compound_id = c.id AND b.deleted_at IS NULL "
-        "  AND substring(b.name FROM '[0-9]+') = l.building "
-        "WHERE l.building IS NOT NULL GROUP BY l.n HAVING count(DISTINCT b.id) = 1",
+        "SELECT a.n, min(b.org_path::text), min(ST_X(ST_PointOnSurface(b.footprint))), "
+        f"       min(ST_Y(ST_PointOnSurface(b.footprint))) {_buildings_of('register_places a')} "
+        "WHERE a.building IS NOT NULL GROUP BY a.n HAVING count(DISTINCT b.id) = 1",
         (options.district_code,)).fetchall()}
     units = dict(conn.execute(
         "SELECT l.n, min(t.path::text) FROM register_places l JOIN territory_unit t "

@@ -221,10 +221,14 @@ def _select(layer: Layer) -> str:
     return f"{layer.columns}, {layer.temporal.expr} AS {layer.temporal.name}"
 
 
+def _rows(layer: Layer, where: list[str]) -> str:
+    """``FROM … WHERE …`` of the layer's rows that pass ``where``."""
+    return f"FROM {layer.source} WHERE ({layer.where}) AND {' AND '.join(where) if where else 'true'}"
+
+
 def _features(conn, layer: Layer, where: list[str], params: dict, limit: int, offset: int):
     """Up to ``limit`` features in id order (``where`` may start after an id: see ``items``)."""
-    sql = (f"SELECT {_select(layer)}, ST_AsGeoJSON({layer.geometry}, 7) AS _geometry FROM {layer.source} "
-           f"WHERE ({layer.where}) AND {' AND '.join(where) if where else 'true'} "
+    sql = (f"SELECT {_select(layer)}, ST_AsGeoJSON({layer.geometry}, 7) AS _geometry {_rows(layer, where)} "
            f"ORDER BY 1 LIMIT :limit OFFSET :offset")
     rows = conn.execute(text(sql), {**params, "limit": limit, "offset": offset}).mappings().all()
     features = []
@@ -380,9 +384,8 @@ def router(settings: Settings) -> APIRouter:
         if after:
             keyed, keyed_params = [*where, f"{layer.id_column} > :after"], {**params, "after": after}
         with scoped_connection(settings, user, client_addr(request)) as conn:
-            matched = conn.execute(text(
-                f"SELECT count(*) FROM {layer.source} WHERE ({layer.where}) AND "
-                f"{' AND '.join(where) if where else 'true'}"), params).scalar_one() if first_page else None
+            matched = (conn.execute(text(f"SELECT count(*) {_rows(layer, where)}"), params).scalar_one()
+                       if first_page else None)
             features = _features(conn, layer, keyed, keyed_params, limit + 1, offset)
             more = len(features) > limit
             features = features[:limit]
