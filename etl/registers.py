@@ -15,13 +15,14 @@ nothing.
 
 Two ways of writing. The person registries (人口信息, 常驻人口, 户主信息: millions of rows in a city) are
 written while they are read: each chunk's addresses, ID numbers and household heads are checked against
-the database in one query each (the lookup keys staged by ``COPY``), and the good rows stream into one
-``COPY person`` and then one ``COPY residence`` (see :func:`_load_people`). Every other registry
-(organisations, special populations, schools …: hundreds to thousands of rows) goes row by row through the
-registry service's own create, in one transaction, so territory, location, links and sub-records are made
-exactly as the forms make them; the file supplies what the forms would: a person by 身份证号 (a
-special-population record links to a registered person), a building by the address (its point becomes the
-record's location and its grid the territory), or a territory unit by name or code (所属网格, 所属社区 …).
+the database in one query each (the lookup keys staged by ``COPY``), and each chunk's good rows are
+written by ``COPY`` (people, then residences) while the next is checked (see :func:`_load_people`). Every
+other registry (organisations, special populations, schools …: hundreds to thousands of rows) goes row by
+row through the registry service's own create, in one transaction, so territory, location, links and
+sub-records are made exactly as the forms make them; the file supplies what the forms would: a person
+by 身份证号 (a special-population record links to a registered person), a building by the address (its
+point becomes the record's location and its grid the territory), or a territory unit by name or code
+(所属网格, 所属社区 …).
 """
 
 from __future__ import annotations
@@ -29,19 +30,21 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
+import io
 import itertools
 import json
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psycopg
-from psycopg.copy import QueuedLibpqWriter
+from psycopg.copy import FileWriter
 from sqlalchemy import text as sql_text
 
 from etl.encoding import text_file_encoding
@@ -112,7 +115,8 @@ class RegisterOptions:
     district_code: str = "320106"
     user_id: int | None = None
     username: str | None = None
-    # Called once the first rows are on their way to the database (tests cut the connection there).
+    # Called once the first chunk's people are written, before their residences (tests cut the connection
+    # or delete a house there).
     mid_load: Callable[[psycopg.Connection], None] | None = None
 
 
@@ -617,7 +621,7 @@ def validate_columns(numbered: list[tuple[int, list]], mapping: dict[int, str], 
                                                                   values_by_field["birth_date"], id_birth,
                                                                   strict=True)), dtype=bool, count=n)
     derive = [name for name in ("sex", "birth_date") if _has(registry, name)] if id_sex is not None else []
-    required = [f.name for f in _required_of(registry)]
+    required = {f.name for f in _required_of(registry)}
     address_names = [name for name in columns if name.startswith("@") and name != "@territory"]
     # Each distinct address (a house's residents repeat it) is read once — per load, when the caller keeps
     # ``addresses`` between chunks: (house key, problems, raw text).
@@ -625,10 +629,18 @@ def validate_columns(numbered: list[tuple[int, list]], mapping: dict[int, str], 
     keys = list(zip(*(columns[name] for name in address_names), strict=True)) if address_names else [()] * n
     out: list[_Row | None] = [None] * n
     ordered = [(name, values_by_field[name], columns[name]) for name in values_by_field]
+    # A row with every cell filled (most of them) takes its values as one zip; the others leave out blanks.
+    names = list(values_by_field)
+    value_rows = list(zip(*values_by_field.values(), strict=True)) if names else [()] * n
+    filled = np.ones(n, dtype=bool)
+    for name in names:
+        filled &= np.fromiter(map(bool, columns[name]), dtype=bool, count=n)
+    filled_rows = filled.tolist()
     territory = columns.get("@territory")
     ids = columns.get("id_number") if id_sex is not None else None
     for i in np.flatnonzero(ok).tolist():
-        values = {name: field_values[i] for name, field_values, texts in ordered if texts[i]}
+        values = (dict(zip(names, value_rows[i], strict=True)) if filled_rows[i] else
+                  {name: field_values[i] for name, field_values, texts in ordered if texts[i]})
         if territory is not None:
             values["@territory"] = territory[i] or None
         if ids is not None and ids[i]:
@@ -636,7 +648,7 @@ def validate_columns(numbered: list[tuple[int, list]], mapping: dict[int, str], 
                 values.setdefault("sex", id_sex[i])
             if "birth_date" in derive:
                 values.setdefault("birth_date", id_birth[i])
-        if any(name not in values for name in required):
+        if not values.keys() >= required:
             continue
         key = keys[i]
         found = addresses.get(key)
@@ -815,51 +827,42 @@ def _load_people(settings: Settings, conn: psycopg.Connection, registry: Registr
     """Write a person register while it is being read; returns the number of good rows.
 
     Each chunk of checked rows is matched against the database on a second connection (its addresses to
-    houses, its ID numbers to the people already registered, its household heads to the houses' heads)
-    and its good rows go straight into one ``COPY person`` that stays open for the whole file — the
-    server writes a chunk while Python reads the next, and no row is written twice (a staging copy of a
-    million rows and an ``INSERT … SELECT`` from it cost more than the checks). The residences follow in
-    one ``COPY``. Everything is one transaction: a refused file, a dry run or a cut connection leaves the
-    database as it was. Once a row fails without ``skip_bad`` nothing more is sent, but the rest of the
-    file is still checked, so the report lists every bad row."""
-    # Only the columns the file can fill (sex and birth date come with an ID number): a register has a
-    # handful of the 17, and a NULL copied is as much work to send and parse as a value.
-    given = set(mapping.values()) | ({"sex", "birth_date"} if "id_number" in mapping.values() else set())
-    columns = [c for c in _person_columns(registry) if c in given]
-    residency = dict(registry.fixed).get("residency", "resident")
+    houses, its ID numbers to the people already registered, its household heads to the houses' heads),
+    and its good rows are written by a thread of their own — the chunk's people, then their residences,
+    each one ``COPY`` — while this thread reads and checks the next chunk: the server's writing overlaps
+    Python's reading, the residences' included; the load holds two chunks, not a file's residences; and no
+    row is written twice (a staging copy of a million rows and an ``INSERT … SELECT`` from it cost more
+    than the checks). Everything is one transaction: a
+    refused file, a dry run or a cut connection leaves the database as it was. Once a row fails without
+    ``skip_bad`` nothing more is sent, but the rest of the file is still checked, so the report lists every
+    bad row."""
     head_by_default = "02" if registry.key == "household_head" else "99"
-    residences: list[tuple] = []
     good = written = 0
     with (psycopg.connect(db.libpq_dsn(db.owner_url(settings)), autocommit=True) as lookup,
-          conn.transaction(), conn.cursor() as cursor):
+          conn.transaction(), ThreadPoolExecutor(1, thread_name_prefix="register-writer") as sender):
         matcher = _DatabaseMatch(lookup, options.district_code, header, mapping)
-        # Queued: the rows are sent by a thread of psycopg's, so reading and checking go on while the
-        # server is busy (the plain writer stops the reader whenever the socket's buffer is full).
-        copy_person = (nullcontext() if options.dry_run else cursor.copy(
-            f"COPY person (id, {', '.join(columns)}, residency, org_path, district_code) FROM STDIN",
-            writer=QueuedLibpqWriter(cursor)))
-        with copy_person as copy:
-            for chunk in chunks:
-                placed = matcher.check(chunk, head_by_default, report)
-                good += len(placed)
-                if copy is None or (report.errors and not options.skip_bad):
-                    continue
-                for person_id, (row, relation, house) in zip(matcher.person_ids(len(placed)), placed,
-                                                             strict=True):
-                    house_id, org_path, district_code = house
-                    copy.write_row((person_id, *map(row.values.get, columns), residency, org_path,
-                                    district_code))
-                    residences.append((person_id, house_id, relation, relation == "02", org_path,
-                                       district_code))
-                if placed and written == 0 and options.mid_load:
-                    options.mid_load(conn)
-                written += len(placed)
-                tick("写入", written, 0)
-            report.outcome = _outcome(report, options)
-            if report.outcome != "loaded":
-                raise psycopg.Rollback  # (inside the COPY: it is abandoned, then the transaction)
-        _write_residences(conn, residences)
-        report.written = {"people": len(residences), "residences": len(residences)}
+        writer = None if options.dry_run else _PeopleWriter(conn, registry, mapping, options.mid_load)
+        formatting = lookup.cursor()
+        pending: deque[Future[None]] = deque()
+        for chunk in chunks:
+            placed = matcher.check(chunk, head_by_default, report)
+            good += len(placed)
+            if writer is None or not placed or (report.errors and not options.skip_bad):
+                continue
+            formatted = writer.format(formatting, matcher.person_ids(len(placed)), placed)
+            pending.append(sender.submit(writer.write, *formatted))
+            written += len(placed)
+            # One chunk being written and one waiting while the next is checked: enough to keep the
+            # server busy, and a refused file stops sending within a chunk or two.
+            while len(pending) > 1:
+                pending.popleft().result()
+                tick("写入", written - len(placed), 0)
+        while pending:
+            pending.popleft().result()
+        report.outcome = _outcome(report, options)
+        if report.outcome != "loaded":
+            raise psycopg.Rollback
+        report.written = {"people": written, "residences": written}
         tick("写入", written, written)
         report.seconds = round(time.perf_counter() - started, 3)
         report.load_id = _record(conn, report, options, "loaded")
@@ -981,33 +984,73 @@ def _house_key(address: dict | None) -> tuple | None:
     return address.get("compound"), address.get("building"), address.get("unit"), address.get("room")
 
 
-def _write_residences(conn: psycopg.Connection, residences: list[tuple]) -> None:
-    """The residences of the people just copied, in one ``COPY``.
+class _PeopleWriter:
+    """A chunk's people and their residences: formatted as ``COPY`` text by the reading thread
+    (:meth:`format`) and sent by the writer thread (:meth:`write`) as one block per ``COPY``, so the
+    writer does no Python per row."""
 
-    Their foreign keys are checked as one set, not row by row: the people were written by this
-    transaction, and the houses are locked here (``FOR KEY SHARE``, what each row's check would take) and
-    counted. With that done, and when the database lets this role (``gridgov db up`` grants it), the
-    COPY runs with ``session_replication_role = replica``, which skips the per-row foreign-key triggers —
-    two index probes and a row lock per residence, 40 % of the load's database time at 200,000 rows.
-    Nothing else is skipped: the rows already carry their house's path and the person was written there
-    (what the residence triggers would do), and the owner's writes are not in the change log either way."""
-    houses = list({r[1] for r in residences})
-    locked = conn.execute("WITH l AS (SELECT id FROM house WHERE id = ANY(%s) AND deleted_at IS NULL "
-                          "FOR KEY SHARE) SELECT count(*) FROM l", (houses,)).fetchone()[0]
-    if locked != len(houses):
-        raise RegisterLoadError("导入期间有房屋被删除，请重新导入 (a matched house was deleted during "
-                                "the load)")
-    skip_triggers = conn.info.server_version >= 150000 and conn.execute(
-        "SELECT has_parameter_privilege('session_replication_role', 'SET')").fetchone()[0]
-    if skip_triggers:
-        conn.execute("SET LOCAL session_replication_role = replica")
-    cursor = conn.cursor()
-    with cursor.copy("COPY residence (person_id, house_id, relation, is_head, org_path, district_code) "
-                     "FROM STDIN", writer=QueuedLibpqWriter(cursor)) as copy:
-        for residence in residences:
-            copy.write_row(residence)
-    if skip_triggers:
-        conn.execute("SET LOCAL session_replication_role = origin")
+    def __init__(self, conn: psycopg.Connection, registry: Registry, mapping: dict[int, str],
+                 mid_load: Callable[[psycopg.Connection], None] | None):
+        self.conn = conn
+        # Only the columns the file can fill (sex and birth date come with an ID number): a register has a
+        # handful of the 17, and a NULL copied is as much work to send and parse as a value.
+        given = set(mapping.values()) | ({"sex", "birth_date"} if "id_number" in mapping.values() else set())
+        self.columns = [c for c in _person_columns(registry) if c in given]
+        self.residency = dict(registry.fixed).get("residency", "resident")
+        self.copy_person = (f"COPY person (id, {', '.join(self.columns)}, residency, org_path, "
+                            "district_code) FROM STDIN")
+        self.mid_load = mid_load
+        self.skip_triggers = conn.info.server_version >= 150000 and conn.execute(
+            "SELECT has_parameter_privilege('session_replication_role', 'SET')").fetchone()[0]
+
+    def format(self, cursor: psycopg.Cursor, person_ids: list[str], placed: list[tuple[_Row, str, tuple]]
+               ) -> tuple[bytes, bytes, list[int]]:
+        """``(people, residences, houses)``: the two COPY texts of a chunk and the houses it names, formatted
+        by psycopg with ``cursor``'s adapters (a cursor of the reading thread's own connection)."""
+        people, residences = io.BytesIO(), io.BytesIO()
+        houses = set()
+        with (psycopg.Copy(cursor, writer=FileWriter(people)) as person_copy,
+              psycopg.Copy(cursor, writer=FileWriter(residences)) as residence_copy):
+            for person_id, (row, relation, house) in zip(person_ids, placed, strict=True):
+                house_id, org_path, district_code = house
+                person_copy.write_row((person_id, *map(row.values.get, self.columns), self.residency,
+                                       org_path, district_code))
+                residence_copy.write_row((person_id, house_id, relation, relation == "02", org_path,
+                                          district_code))
+                houses.add(house_id)
+        return people.getvalue(), residences.getvalue(), list(houses)
+
+    def write(self, people: bytes, residences: bytes, houses: list[int]) -> None:
+        """Write a formatted chunk (the writer thread)."""
+        with self.conn.cursor() as cursor:
+            with cursor.copy(self.copy_person) as copy:
+                copy.write(people)
+            if self.mid_load:
+                self.mid_load(self.conn)
+                self.mid_load = None
+            self._lock(houses)
+            # The residences' foreign keys are checked as one set, not row by row: the people were just
+            # written by this transaction and the houses are locked (what each row's check would take) and
+            # counted. With that done, and when the database lets this role (``gridgov db up`` grants
+            # it), the COPY skips the per-row foreign-key triggers — two index probes and a row lock per
+            # residence, 40 % of the load's database time at 200,000 rows. Nothing else is skipped: the
+            # rows already carry their house's path and the person was written there (what the residence
+            # triggers would do), and the owner's writes are not in the change log either way.
+            if self.skip_triggers:
+                cursor.execute("SET LOCAL session_replication_role = replica")
+            with cursor.copy("COPY residence (person_id, house_id, relation, is_head, org_path, "
+                             "district_code) FROM STDIN") as copy:
+                copy.write(residences)
+            if self.skip_triggers:
+                cursor.execute("SET LOCAL session_replication_role = origin")
+
+    def _lock(self, houses: list[int]) -> None:
+        locked = self.conn.execute(
+            "WITH l AS (SELECT id FROM house WHERE id = ANY(%s) AND deleted_at IS NULL FOR KEY SHARE) "
+            "SELECT count(*) FROM l", (houses,)).fetchone()[0]
+        if locked != len(houses):
+            raise RegisterLoadError("导入期间有房屋被删除，请重新导入 (a matched house was deleted during "
+                                    "the load)")
 
 
 def _person_columns(registry: Registry) -> list[str]:

@@ -11,6 +11,7 @@ import pytest
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import text
 
+from etl import registers
 from etl.registers import (RegisterLoadError, RegisterOptions, load_register, map_headers, outside_district,
                            parse_address)
 from gis import cluster, db
@@ -259,6 +260,34 @@ def test_residences_are_copied_with_their_keys_checked_as_one_set(houses, fresh_
             "ON r.person_id = p.id AND r.until IS NULL JOIN house h ON h.id = r.house_id "
             "WHERE p.id_number = :n"), {"n": number}).one()
     assert tuple(placed) == ("2-601", True)
+
+
+def test_a_register_is_written_chunk_by_chunk_and_still_all_or_nothing(houses, fresh_db, tmp_path,
+                                                                       monkeypatch):
+    """Chunks of two rows: the first chunks are already written when the last one's bad row is read, and
+    the file is still refused whole; with ``skip_bad`` every good row is in its own house."""
+    monkeypatch.setattr(registers, "CHUNK_ROWS", 2)
+    rooms = [add_house(fresh_db, f"1-8{k:02d}", 1) for k in range(1, 6)]
+    people = [make_id_number("320106", dt.date(1975, 5, k), 80 + k, "1") for k in range(1, 6)]
+    rows = [[f"分{k}", people[k], f"山西路小区3幢1单元8{k + 1:02d}室"] for k in range(5)]
+    rows[4][2] = "山西路小区3幢1单元899室"  # no such door
+    path = tmp_path / "分块.csv"
+    write_csv(path, [["姓名", "公民身份号码", "居住地址"], *rows])
+    before = counts(fresh_db)
+    seen = []
+
+    refused = load_register(fresh_db, "person", path, RegisterOptions(mid_load=seen.append))
+    assert refused.outcome == "refused" and refused.bad_rows == [6]
+    assert seen, "the first chunk was on its way before the bad row was read"
+    assert counts(fresh_db) == before
+
+    loaded = load_register(fresh_db, "person", path, RegisterOptions(skip_bad=True))
+    assert loaded.written == {"people": 4, "residences": 4} and loaded.bad_rows == [6]
+    with db.owner_engine(fresh_db).connect() as conn:
+        placed = dict(conn.execute(text(
+            "SELECT p.id_number, r.house_id FROM person p JOIN residence r ON r.person_id = p.id "
+            "AND r.until IS NULL WHERE p.id_number = ANY(:n)"), {"n": people}).all())
+    assert placed == dict(zip(people[:4], rooms[:4], strict=True))
 
 
 # ---------------------------------------------------------------- registries other than the person ones
