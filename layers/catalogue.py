@@ -15,7 +15,7 @@ class Temporal(NamedTuple):
     """A layer's time: what a GIS client filters by (OGC API ``datetime``) and reads as a property."""
 
     name: str   # the property
-    expr: str   # its expression over the layer's ``source``
+    expr: str   # its expression over the layer's ``source``: a NOT NULL column (tests/test_ogc.py checks)
     # Where its extent (first and last) is read: the one table it is a column of, with its alias, and which
     # of that table's rows are the layer's -- the layer's rows without the joins that only hang a geometry
     # or names on them. Through those joins the planner cannot walk the (org_path, updated_at) index
