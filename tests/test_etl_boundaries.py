@@ -479,9 +479,9 @@ def test_a_supplied_path_must_be_the_parents_path_plus_the_code(world, fresh_db)
 
 def test_names_with_tabs_and_backslashes_survive_the_copy_and_a_reload_writes_nothing(world, fresh_db,
                                                                                         tmp_path):
-    """Units go to the database as COPY text: a tab, a backslash or a line end in a name comes back as it
-    was. Loading the same file again writes nothing (no version, no update); a changed name updates that
-    unit only, keeping its old version."""
+    """Units go to the database by COPY (new ones in its binary format, changed ones as text): a tab, a
+    backslash or a line end in a name comes back as it was. Loading the same file again writes nothing
+    (no version, no update); a changed name updates that unit only, keeping its old version."""
     x0, y0 = CORNERS["c4"]
     names = ["甲\t网格", "乙\\网格\n二"]
     frame = gpd.GeoDataFrame({"名称": names, "代码": ["320106001004021", "320106001004022"]},
@@ -507,3 +507,110 @@ def test_names_with_tabs_and_backslashes_survive_the_copy_and_a_reload_writes_no
     assert [n for _, n, _ in stored] == ["甲\t网格", "乙网格"]
     assert stored[0][2] == f"{world['c4'].path}.320106001004021"
     assert kept == ["乙\\网格\n二"]
+
+
+def test_new_units_keys_are_checked_as_one_set_when_the_insert_triggers_are_skipped(world, fresh_db, tmp_path,
+                                                                                      monkeypatch):
+    """New units are copied with ``session_replication_role = replica`` (``gridgov db up`` grants it),
+    which skips the per-row foreign-key trigger and 0015's path check: the loader locks the parents and
+    checks the copied rows itself, so a unit naming a parent that is gone, or carrying a path that is not
+    its parent's plus its code, still refuses the whole file and leaves nothing behind. Without the grant,
+    or with an insert trigger the loader does not stand in for, the triggers run and refuse the same."""
+    import psycopg
+
+    import etl.boundaries as boundaries
+    from gis import cluster
+
+    x0, y0 = CORNERS["c3"]
+    codes = ["320106001003061", "320106001003062"]
+    frame = gpd.GeoDataFrame({"名称": ["键网格一", "键网格二"], "代码": codes},
+                             geometry=[square(x0 + 1_500, y0 + 1_500, 100, 100),
+                                       square(x0 + 1_600, y0 + 1_500, 100, 100)], crs=f"EPSG:{GK}")
+    path = tmp_path / "keys.gpkg"
+    frame.to_file(path, driver="GPKG")
+    engine = db.owner_engine(fresh_db)
+    dsn = db.libpq_dsn(db.owner_url(fresh_db))
+
+    def stored() -> int:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM territory_unit WHERE code = ANY(:codes)"),
+                                {"codes": codes}).scalar()
+
+    def skipping() -> bool:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            return boundaries._ask(conn, "grid", {"320106001003"}, codes)[2]
+
+    real = boundaries._plan_writes
+
+    def with_parents(change):
+        def plan(conn, units, parents, *args):
+            return real(conn, units, {c: dict(p, **change(p)) for c, p in parents.items()}, *args)
+        monkeypatch.setattr(boundaries, "_plan_writes", plan)
+
+    def refusals(expect_path, expect_gone) -> None:
+        # The units' paths made from another community's, then their parent a unit that is not there.
+        with_parents(lambda p: {"path": p["path"].rsplit(".", 1)[0] + ".320106001001"})
+        with pytest.raises(expect_path[0], match=expect_path[1]):
+            load_boundaries(fresh_db, path, BoundaryOptions(level="grid"))
+        assert stored() == 0
+        with_parents(lambda p: {"id": p["id"] + 10**9})
+        with pytest.raises(expect_gone[0], match=expect_gone[1]):
+            load_boundaries(fresh_db, path, BoundaryOptions(level="grid"))
+        assert stored() == 0
+
+    assert skipping()
+    refusals((boundaries.BoundaryLoadError, "上级或路径"), (boundaries.BoundaryLoadError, "上级单元被删除"))
+
+    # An insert trigger the loader knows nothing of: the triggers run as usual.
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TRIGGER zz_extra AFTER INSERT ON territory_unit FOR EACH ROW "
+                          "EXECUTE FUNCTION suppress_redundant_updates_trigger()"))
+    try:
+        assert not skipping()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER zz_extra ON territory_unit"))
+
+    grant = f"SET ON PARAMETER session_replication_role {{}} {fresh_db.owner_role}"
+    cluster._psql_super(fresh_db, "REVOKE " + grant.format("FROM"))
+    try:
+        assert not skipping()
+        refusals((psycopg.errors.CheckViolation, "路径"), (psycopg.errors.ForeignKeyViolation, "parent_id"))
+        monkeypatch.setattr(boundaries, "_plan_writes", real)
+        report = load_boundaries(fresh_db, path, BoundaryOptions(level="grid"))
+    finally:
+        cluster._psql_super(fresh_db, "GRANT " + grant.format("TO"))
+    assert report.outcome == "loaded" and report.written["inserted"] == 2, report.errors
+    assert skipping()
+    with engine.connect() as conn:
+        paths = conn.execute(text("SELECT path::text FROM territory_unit WHERE code = ANY(:codes) "
+                                  "ORDER BY code"), {"codes": codes}).scalars().all()
+    assert paths == [f"{world['c3'].path}.{c}" for c in codes]
+
+
+def test_a_unit_left_without_a_polygon_refuses_the_file_after_the_copy_began(world, fresh_db, tmp_path):
+    """New units' geometries are reprojected and repaired while the ones before them are being copied: a
+    unit left without a polygon (here an empty one) is found then, the copy is abandoned and rolled back,
+    and the refusal lists it with the other unit's checks."""
+    x0, y0 = CORNERS["c1"]
+    frame = gpd.GeoDataFrame({"名称": ["好网格", "空网格"], "代码": ["320106001001071", "320106001001072"]},
+                             geometry=[square(x0 + 100, y0 + 300, 100, 100), shapely.Polygon()],
+                             crs=f"EPSG:{GK}")
+    path = tmp_path / "sliver.gpkg"
+    frame.to_file(path, driver="GPKG")
+
+    report = load_boundaries(fresh_db, path, BoundaryOptions(level="grid"))
+
+    assert report.outcome == "refused" and report.written == {}
+    assert [(e["row"], e["code"], e["kind"]) for e in report.errors] == [
+        (2, "320106001001072", "empty_geometry")]
+    # The geometry checks still ran for the good unit: it overlaps the grids of c1 loaded before, or (run
+    # alone) leaves most of the community a gap.
+    assert report.repaired == [] and (report.overlaps or report.gaps)
+    assert report.outside_parent == [] and report.outside_district == []
+    with db.owner_engine(fresh_db).connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM territory_unit WHERE code IN ('320106001001071', "
+                                 "'320106001001072')")).scalar() == 0
+        outcome = conn.execute(text("SELECT outcome, rows_written FROM data_load WHERE id = :id"),
+                               {"id": report.load_id}).one()
+    assert outcome == ("refused", 0)
