@@ -19,7 +19,8 @@ class Temporal(NamedTuple):
     # Where its extent (first and last) is read: the one table it is a column of, with its alias, and which
     # of that table's rows are the layer's -- the layer's rows without the joins that only hang a geometry
     # or names on them. Through those joins the planner cannot walk the (org_path, updated_at) index
-    # (migration 0014) and reads every row in scope instead (see gis.api.ogc.time_span_sql).
+    # (migration 0014; territory_unit has none since 0016, its few thousand rows are read) and reads every
+    # row in scope instead (see gis.api.ogc.time_span_sql).
     table: str
     where: str = "true"
 

@@ -84,7 +84,8 @@ def time_span_sql(layer: Layer) -> str:
     whatever the scope's size -- a district's two million people or one grid's thousand -- in about a
     millisecond. ``min()``/``max()`` read every row in scope on each ``/collections`` (which QGIS asks
     often); a btree on ``updated_at`` alone serves a district, but a grid worker's walk passes every row
-    of the city changed after (or before) their grid's, most of the table after a bulk load.
+    of the city changed after (or before) their grid's, most of the table after a bulk load. (The
+    territory layers' few thousand units have no such index -- migration 0016 -- and are read.)
 
     It reads the one table the time is a column of (:class:`layers.catalogue.Temporal`), not the layer's
     joins: the planner, not knowing the scope when it plans, takes each table's policy to keep a small
