@@ -7,42 +7,66 @@
 prefix) of ``--grids`` grid squares in 100-grid communities, loaded by
 
 * the loader (encoding detection, CRS inference, repair, code checks, overlaps/gaps/containment in metres,
-  new units COPYed straight into territory_unit, existing ones staged, versioned and updated if changed);
+  new units COPYed straight into territory_unit in the binary format with their keys checked as one set,
+  existing ones staged, versioned and updated if changed);
 * ``ogr2ogr`` (Debian's gdal-bin) into a plain table, reprojected, ``--config PG_USE_COPY YES``;
 * ``GeoDataFrame.to_postgis`` after ``read_file`` + ``to_crs``.
 
-The district's tree is ANALYZEd before each round, as autovacuum leaves a live database. Boundary figures
-(10,000 grids, rows/s; 2 shared cores of which another engineer's server held one; "×" is how many times
-faster than the loader ogr2ogr was):
+The district's tree is ANALYZEd before each round, as autovacuum leaves a live database. Seven rounds, each
+contender once a round, the order turned round every other round; the ratio is taken round by round (the
+loader's time over ogr2ogr's in the same round) and its median printed with its range. Boundary figures
+(10,000 grids, rows/s; 2 shared cores of which another engineer's work held about one; "×" is how many
+times faster than the loader ogr2ogr was):
 
-=============================================================  ================  =========================
+=============================================================  ================  =============================
 run                                                            loader            ogr2ogr
-=============================================================  ================  =========================
+=============================================================  ================  =============================
 before, tree not analyzed (3 rounds)                           11,438–13,613     22,195–31,048 (2.1–2.3×)
 before, tree analyzed (per-row FK/path lookups by seq scan)    1,500–2,200       18,500–30,300 (8–20×)
-after: 0015, COPY straight in, edge-count coverage test        9,100–16,200      15,900–34,500
+0015, COPY straight in, edge-count coverage test               9,100–16,200      15,900–34,500
   (4 runs of 3 rounds: ratio of the medians 1.2×, 1.8×, 1.9×, 2.4×; best rounds 1.6–2.7×)
-after, same file again (nothing changed)                       17,600–32,500     (0.6–1.0×)
-=============================================================  ================  =========================
+the same 0015 code, 2 runs of 7 rounds                         10,167–18,254     22,177–32,434
+  (median of the per-round ratios 2.26×, 2.18×; rounds 1.51–2.94×)
+now: binary COPY made while it is copied, keys checked as one  12,214–21,429     17,884–37,866
+set, reprojection/repair during the COPY (5 runs of 7 rounds,
+interleaved with the two above: medians 1.58×, 1.66×, 1.48×,
+1.62×, 1.60×; rounds 1.07–2.37×)
+now, same file again (nothing changed)                         18,358–37,245
++ 0016: territory_unit back on a GiST of org_path alone        16,011–17,425     23,746–26,377
+  (3 runs of 7 rounds: medians 1.38×, 1.65×, 1.42×; rounds 1.12–2.19×;
+  interleaved A/B with the 0014 index put back: 1.46× vs 1.65×, 1.41× vs 1.77×)
+=============================================================  ================  =============================
 
-Where a new 10,000-grid load's time goes now: the loader's own Python is about ogr2ogr's whole client
-(0.27 s CPU each: reading 0.05–0.08 s, encoding 0.01–0.03, CRS + transform + repair 0.04–0.06, code
-checks and COPY text 0.05, geometry checks 0.07–0.2 in a thread beside the writes). The difference is the
-server: the COPY into territory_unit costs 0.3 s CPU (0.4–0.7 s when the cores are busy) against 0.03 s
-for ogr2ogr's plain table -- of it, by dropping each in turn: the org_path GiST 0.06 s, the parent_id
-foreign key (checked row by row) 0.06, the boundary GiST, the parent_id btree and the path check trigger
-0.03 each, the updated_at btree 0.02, heap + primary key + unique code and path 0.08.
+Where a new 10,000-grid load's time goes now (wall, a quiet round of about 0.5 s): reading the file 0.07–0.1 s
+(encoding detection 0.013 of it; the connection opens beside it), the CRS, the code checks and what the
+database is asked (siblings, existing codes: in a thread beside them) 0.03–0.05, then the COPY, 0.3–0.45 s,
+while the client reprojects and repairs the new units a chunk of 1,000 at a time and sends them (a thread of
+psycopg's sends, so the geometry checks, 0.07–0.13 s of GEOS, start as soon as the last chunk is made), then
+the set check of the keys, re-attribution and commit, 0.03–0.05. ogr2ogr's whole run is 0.26–0.56 s (about 0.4
+in the median round), 0.1–0.19 s of it the server's. The COPY is the difference: by dropping each in a
+rolled-back COPY of the same rows, the GiST on (org_path, updated_at) of 0014 cost 0.13 s of the server's 0.3
+(the plain org_path GiST 0.09, which 0016 puts back: see its SQL for what reads gain and lose), the boundary
+GiST 0.07, the parent_id btree 0.02, heap, parsing
+and the unique btrees 0.08, the transition table 0015's path check keeps (even when the check is skipped)
+about 0.02. What this session changed, each measured on its own: the per-row parent_id check and 0015's
+statement check skipped (``session_replication_role = replica`` with the parents locked and the rows checked
+as one set afterwards) 0.05–0.08 s of server CPU; COPY's binary format instead of text 0.015–0.05 (no hex or
+ltree text to parse); the COPY rows made while the server copies, and the reprojection and repair with them,
+0.04–0.06 s of wall; the database questions in a thread 0.01–0.02; re-attribution asking nothing more when
+nothing moves 0.01. Tried and dropped: inserting in reverse or random order (no difference in the GiSTs'
+cost), the path check with ltree operators instead of text (no faster), reading through Arrow (0.02 s faster,
+but needs pyarrow, not a dependency).
 
 ``register``: a GBK CSV person register of ``--rows`` rows (ID numbers with valid check digits, addresses
 of houses that exist), loaded by
 
-* the loader (header mapping, validation, duplicate, household-head and address matching, the good rows
-  streamed by ``COPY`` into person while the file is read, then residence);
+* the loader (header mapping, validation, duplicate, household-head and address matching, each chunk's
+  people and residences written by ``COPY`` while the next chunk is read);
 * a raw binary ``COPY`` of the same rows as the loader wrote them, into an empty copy of ``person``, and
-  of ``person`` + ``residence`` (what the loader writes);
-* ``DataFrame.to_sql`` of the CSV as read by pandas (raw text into a new table without an index), and of
-  the loader's person rows into an empty copy of ``person`` (the same table work as the loader's person
-  write, without validation, matching or residences).
+  of ``person`` + ``residence`` (what the loader writes: a register row is a person and a residence);
+* ``DataFrame.to_sql`` of the CSV as read by pandas (raw text into a new table without an index), of the
+  loader's person rows into an empty copy of ``person``, and of those plus the residences into copies of
+  both (the same tables' work as the loader's, without validation or matching).
 
 Prints rows/s and the ratios. The database is ``gridgov_bench_etl`` on the cluster the environment names
 (``GRIDGOV_VAR_DIR`` / ``GRIDGOV_PG_PORT``; default the embedded one).
@@ -50,24 +74,38 @@ Prints rows/s and the ratios. The database is ``gridgov_bench_etl`` on the clust
 Register figures ("×" is how many times faster than the loader the anchor was; the same VM measures
 ±20 % between runs even when idle):
 
-===================================  ==========  =============  ==============  ========  ========
-run                                  loader      COPY person    COPY person +   to_sql    to_sql
-                                                                residence       raw       person
-===================================  ==========  =============  ==============  ========  ========
+===================================  ==========  =============  ==============  ========  ========  ==========
+run                                  loader      COPY person    COPY person +   to_sql    to_sql    to_sql
+                                                                residence       raw       person    person +
+                                                                                                    residence
+===================================  ==========  =============  ==============  ========  ========  ==========
 200k, session 3 (staging + INSERT)    7,638 r/s  34,484 (4.5×)  15,996 (2.1×)   (2.1×)    –
 1M, session 3                         6,387 r/s  26,382 (4.1×)  15,345 (2.4×)   (3.0×)    –
 200k, streamed COPY, idle box        12,884 r/s  43,370 (3.4×)  21,567 (1.7×)   (2.5×)    (1.2×)
 1M, streamed COPY, idle box          16,447 r/s  36,333 (2.2×)  26,428 (1.6×)   (2.9×)    (1.2×)
 200k, + only the file's columns      18,360 r/s  49,529 (2.7×)  31,050 (1.7×)   (2.1×)    (1.0×)
-1M, + only the file's columns        18,134 r/s  38,752 (2.1×)  26,724 (1.5×)   (2.2×)    (0.9×)
-===================================  ==========  =============  ==============  ========  ========
+1M, + only the file's columns        18,134 r/s  38,752 (2.1×)  26,724 (1.5×)   (2.2×)    (0.9×)    –
+session 5 (a slower day on the VM:
+the 200k loader 13.4–14.7k r/s for
+the code above, A/B interleaved):
+200k, chunks written by a thread     15,857 r/s  39,634 (2.5×)  22,954 (1.4×)   (2.2×)    (1.1×)    0.57×
+1M, chunks written by a thread       15,304 r/s  38,136 (2.5×)  20,636 (1.3×)   (2.4×)    (1.1×)    0.57×
+===================================  ==========  =============  ==============  ========  ========  ==========
 
-Where the time goes now (200k, CPU seconds): the Python process ~6.5 (reading 0.4, column-wise
-validation ~3, the chunks' checks ~1, formatting the COPY rows ~1.5), the COPY backend ~7 (person ~4.5 of
-it: its GIN trigram on name and GiST on (org_path, updated_at) are most of it, and the COPY anchor pays
-them too; residence ~2.5), the lookup backend ~1. Person rows stream while the file is read, so those two
-overlap; the residence COPY cannot start before the person COPY ends (one transaction, one connection),
-which is why the loader cannot reach half the person-only COPY: the database alone writes both tables.
+Where the time goes now (200k, CPU seconds): the Python process ~9 (reading ~1.3, column-wise validation ~4,
+the chunks' checks ~0.8, formatting the COPY text ~0.7), the writing backend 8–9 (person ~4.5: its GIN
+trigram on name and GiST on (org_path, updated_at) are most of it; residence ~4: six indexes, its GiST on
+org_path a third), the lookup backend ~1.2. The raw COPY anchors pay the same server work: 8.0–9.3 s for the
+person + residence rows however they are chunked, locked or copied (into the tables or into copies without
+triggers), against ~4.5 s for the person rows alone: a loader that cost the server nothing more than the raw
+COPY, and whose Python hid entirely behind it, would be at 1.8–2.1× of the person-only COPY; this one, with
+~9 s of Python on the other core, is at 2.5×, and at 1.3–1.5× of the like-for-like anchor. Nor can any
+loader be several times faster than ``to_sql`` here: psycopg 3 sends pandas' ``executemany`` pipelined, so
+``to_sql`` of the same rows into the same tables runs at 0.42× of the raw ``COPY`` (8,763 against 20,636
+rows/s at 1M) -- a loader as fast as raw ``COPY`` would be 2.4× ``to_sql``; this one is 1.75×. The writer
+thread's gain is not in the figures above (A/B at 200k and 1M: the same rows/s within the VM's noise --
+Python, not the server, sets the pace on two cores); it bounds the load's memory to two chunks (1M rows: 427
+MB peak instead of 577 MB).
 """
 
 from __future__ import annotations
@@ -163,9 +201,11 @@ def grid_shapefile(path: Path, communities: int) -> int:
     return len(frame)
 
 
-def bench_boundaries(settings: Settings, grids: int, rounds: int = 3) -> None:
-    """Each contender ``rounds`` times, interleaved (so a busy shared machine slows all alike); the best
-    round of each is compared (and the median round), and every round is printed."""
+def bench_boundaries(settings: Settings, grids: int, rounds: int = 7) -> None:
+    """Each contender ``rounds`` times, interleaved (so a busy shared machine slows all alike), the order
+    turned round every other round (the anchors first, then the loader); every round is printed, and
+    the median of the per-round ratios to the loader with their range, so one noisy round decides
+    nothing."""
     import statistics
 
     communities = max(1, grids // 100)
@@ -190,6 +230,16 @@ def bench_boundaries(settings: Settings, grids: int, rounds: int = 3) -> None:
         frame = gpd.read_file(shp, encoding="GB18030").set_crs(GK).to_crs(4490)
         frame.to_postgis("bench_gpd", engine, if_exists="replace", index=False)
 
+    def loader_runs() -> None:
+        reset_territory(conn, communities)
+        timed("loader (new grids, checks included)", load_new)
+        timed("loader (same file again: nothing changed)",
+              lambda: load_boundaries(settings, shp, BoundaryOptions(level="grid")))
+
+    def anchor_runs() -> None:
+        timed("ogr2ogr (PG_USE_COPY)", ogr)
+        timed("geopandas read_file + to_postgis", geopandas)
+
     from sqlalchemy import create_engine
 
     engine = create_engine(db.owner_url(settings))
@@ -198,13 +248,9 @@ def bench_boundaries(settings: Settings, grids: int, rounds: int = 3) -> None:
         shp = Path(tmp) / "grids.shp"
         n = grid_shapefile(shp, communities)
         print(f"{n:,} grid polygons, {communities} communities, {rounds} rounds")
-        for _ in range(rounds):
-            reset_territory(conn, communities)
-            timed("loader (new grids, checks included)", load_new)
-            timed("loader (same file again: nothing changed)",
-                  lambda: load_boundaries(settings, shp, BoundaryOptions(level="grid")))
-            timed("ogr2ogr (PG_USE_COPY)", ogr)
-            timed("geopandas read_file + to_postgis", geopandas)
+        for k in range(rounds):
+            for part in ((loader_runs, anchor_runs) if k % 2 == 0 else (anchor_runs, loader_runs)):
+                part()
         conn.execute("DROP TABLE IF EXISTS bench_ogr, bench_gpd")
     engine.dispose()
     for label, runs in seconds.items():
@@ -213,6 +259,12 @@ def bench_boundaries(settings: Settings, grids: int, rounds: int = 3) -> None:
     _print([(label, n / min(runs)) for label, runs in seconds.items()])
     print("\nmedian round of each:", end="")
     _print([(label, n / statistics.median(runs)) for label, runs in seconds.items()])
+    # Round by round: how many times faster than the new-grid load each was, in the same round.
+    mine = seconds["loader (new grids, checks included)"]
+    print("\nper-round ratio to the loader's new-grid load (median, range):")
+    for label, runs in list(seconds.items())[1:]:
+        ratios = [m / s for m, s in zip(mine, runs, strict=True)]
+        print(f"{label:<58} {statistics.median(ratios):6.2f}×   ({min(ratios):.2f}–{max(ratios):.2f}×)")
 
 
 def register_csv(path: Path, rows: int, houses: list[tuple[str, str, int, str]]) -> None:
@@ -312,10 +364,21 @@ def bench_register(settings: Settings, rows: int) -> None:
         started = time.perf_counter()
         people.to_sql("bench_person", engine, if_exists="append", index=False, chunksize=10_000,
                       dtype={"org_path": _Ltree()})
+        person_seconds = time.perf_counter() - started
         results.append(("to_sql of the loader's person rows into a copy of person",
-                        len(people) / (time.perf_counter() - started)))
+                        len(people) / person_seconds))
+        # And its residences into a copy of residence: the same two tables' work as the loader's.
+        stays = pd.read_sql("SELECT person_id, house_id, relation, is_head, org_path::text AS org_path, "
+                            "district_code FROM residence", engine)
+        conn.execute("DROP TABLE IF EXISTS bench_residence")
+        conn.execute("CREATE TABLE bench_residence (LIKE residence INCLUDING ALL)")
+        started = time.perf_counter()
+        stays.to_sql("bench_residence", engine, if_exists="append", index=False, chunksize=10_000,
+                     dtype={"org_path": _Ltree()})
+        results.append(("to_sql of the person + residence rows into copies of both",
+                        len(people) / (person_seconds + time.perf_counter() - started)))
         engine.dispose()
-        conn.execute("DROP TABLE IF EXISTS bench_register, bench_person")
+        conn.execute("DROP TABLE IF EXISTS bench_register, bench_person, bench_residence")
     _print(results)
 
 
