@@ -355,31 +355,31 @@ def bench_register(settings: Settings, rows: int) -> None:
         frame.to_sql("bench_register", engine, if_exists="replace", index=False, chunksize=10_000)
         results.append(("pandas read_csv + to_sql (raw text, new table, no index)",
                         len(frame) / (time.perf_counter() - started)))
-        # The same job as the loader's person write: the rows as the loader wrote them, appended by to_sql
-        # to a copy of person with its indexes (no validation, no address matching, no residences).
-        people = pd.read_sql("SELECT name, sex, id_number, birth_date, ethnicity, phone, residency, "
-                             "org_path::text AS org_path, district_code FROM person", engine)
-        conn.execute("DROP TABLE IF EXISTS bench_person")
-        conn.execute("CREATE TABLE bench_person (LIKE person INCLUDING ALL)")
-        started = time.perf_counter()
-        people.to_sql("bench_person", engine, if_exists="append", index=False, chunksize=10_000,
-                      dtype={"org_path": _Ltree()})
-        person_seconds = time.perf_counter() - started
-        results.append(("to_sql of the loader's person rows into a copy of person",
-                        len(people) / person_seconds))
-        # And its residences into a copy of residence: the same two tables' work as the loader's.
-        stays = pd.read_sql("SELECT person_id, house_id, relation, is_head, org_path::text AS org_path, "
-                            "district_code FROM residence", engine)
-        conn.execute("DROP TABLE IF EXISTS bench_residence")
-        conn.execute("CREATE TABLE bench_residence (LIKE residence INCLUDING ALL)")
-        started = time.perf_counter()
-        stays.to_sql("bench_residence", engine, if_exists="append", index=False, chunksize=10_000,
-                     dtype={"org_path": _Ltree()})
+        # The same job as the loader's writes: the rows as the loader wrote them, appended by to_sql to
+        # copies of person and residence with their indexes (no validation, no address matching).
+        people, person_seconds = _to_sql_copy(conn, engine, "person", "name, sex, id_number, birth_date, "
+                                              "ethnicity, phone, residency, org_path::text AS org_path, "
+                                              "district_code")
+        results.append(("to_sql of the loader's person rows into a copy of person", people / person_seconds))
+        _, residence_seconds = _to_sql_copy(conn, engine, "residence", "person_id, house_id, relation, "
+                                            "is_head, org_path::text AS org_path, district_code")
         results.append(("to_sql of the person + residence rows into copies of both",
-                        len(people) / (person_seconds + time.perf_counter() - started)))
+                        people / (person_seconds + residence_seconds)))
         engine.dispose()
         conn.execute("DROP TABLE IF EXISTS bench_register, bench_person, bench_residence")
     _print(results)
+
+
+def _to_sql_copy(conn: psycopg.Connection, engine, table: str, columns: str) -> tuple[int, float]:
+    """``(rows, seconds)`` of ``DataFrame.to_sql`` of ``table``'s rows (``columns``) into an empty copy of it
+    (``bench_<table>``, indexes included)."""
+    frame = pd.read_sql(f"SELECT {columns} FROM {table}", engine)
+    conn.execute(f"DROP TABLE IF EXISTS bench_{table}")
+    conn.execute(f"CREATE TABLE bench_{table} (LIKE {table} INCLUDING ALL)")
+    started = time.perf_counter()
+    frame.to_sql(f"bench_{table}", engine, if_exists="append", index=False, chunksize=10_000,
+                 dtype={"org_path": _Ltree()})
+    return len(frame), time.perf_counter() - started
 
 
 class _Ltree(UserDefinedType):
