@@ -37,6 +37,7 @@ import shapely
 from pyproj import CRS as ProjCRS
 from pyproj import Transformer
 
+from etl.bulk_keys import lock_all, triggers_skipped, triggers_stood_in_for
 from etl.encoding import shapefile_encoding
 from gis import crs as gcrs
 from gis import db
@@ -787,8 +788,12 @@ def _ask(conn, level: str, parent_codes: set[str], codes: list[str]) -> tuple[li
     existing = dict(conn.execute(
         "SELECT code, level FROM territory_unit WHERE code = ANY(string_to_array(%s, ','))",
         (",".join(codes),)).fetchall())
-    skip = conn.info.server_version >= 150000 and conn.execute(_INSERT_TRIGGERS_STOOD_IN_FOR).fetchone()[0]
-    return siblings, existing, bool(skip)
+    # What stands in for the insert triggers when _insert_new skips them: the parent_id key and 0015's
+    # path check are done as one set there; 0015's path trigger fires only for rows without a path (the
+    # loader supplies every path).
+    skip = triggers_stood_in_for(conn, "territory_unit", ("territory_unit_path_insert",
+                                                          "territory_unit_path_check"))
+    return siblings, existing, skip
 
 
 def _connect(settings: Settings) -> psycopg.Connection:
@@ -1052,49 +1057,25 @@ def _upsert(conn, writes: _Writes, load_id: int) -> dict:
             "versions_kept": versions}
 
 
-# The triggers that fire when a unit is inserted and what stands in for each when the loader skips them
-# (session_replication_role = replica): the parent_id foreign key and the path check of 0015 are done as
-# one set by _insert_new; the path trigger of 0015 fires only for rows without a path (the loader supplies
-# every path); the change log ignores the owner's writes (its WHEN clause names the owner).
-_INSERT_TRIGGERS_STOOD_IN_FOR = """
-SELECT has_parameter_privilege('session_replication_role', 'SET') AND NOT EXISTS (
-    SELECT 1 FROM pg_trigger t
-     WHERE t.tgrelid = 'territory_unit'::regclass AND t.tgtype & 4 <> 0 AND t.tgenabled <> 'D'
-       AND NOT (t.tgenabled = 'O' AND (
-                t.tgname IN ('territory_unit_path_insert', 'territory_unit_path_check')
-                OR t.tgname = 'change_log' AND pg_get_triggerdef(t.oid)
-                   LIKE '%WHEN ((CURRENT_USER <> ' || quote_literal(current_user) || '::name))%'
-                OR t.tgisinternal AND t.tgconstraint = (
-                   SELECT oid FROM pg_constraint WHERE conrelid = 'territory_unit'::regclass
-                      AND conname = 'territory_unit_parent_id_fkey'))))
-"""
-
-
 def _insert_new(conn, writes: _Writes) -> int:
     """COPY the new units into territory_unit; returns how many (their ids go to ``boundary_changed``).
 
-    Their foreign key and paths are checked as one set rather than row by row when the database lets
-    the owner skip the insert triggers (``gridgov db up`` grants it): the parents are locked first
-    (``FOR KEY SHARE``, what each row's foreign-key check would take) and counted, the COPY runs with
-    ``session_replication_role = replica``, and one statement then checks that every unit copied names
+    Their foreign key and paths are checked as one set rather than row by row when the insert triggers
+    may be skipped (:mod:`etl.bulk_keys`): the parents are locked first and counted, the COPY runs
+    without the triggers, and one statement then checks that every unit copied names
     one of the locked parents and carries that parent's path plus its code (as path and as org_path) --
     what the per-row foreign-key trigger and 0015's path check would have refused. Together they were a
     seventh of the server's work for 10,000 new grids. Without the grant, or when territory_unit has an
     insert trigger not accounted for here, the triggers run as usual."""
     skip = writes.skip_triggers
-    if skip:
-        locked = conn.execute("WITH l AS (SELECT id FROM territory_unit WHERE id = ANY(%s) "
-                              "AND deleted_at IS NULL FOR KEY SHARE) SELECT count(*) FROM l",
-                              (writes.parent_ids,)).fetchone()[0]
-        if locked != len(writes.parent_ids):
-            raise BoundaryLoadError("导入期间有上级单元被删除，请重新导入 (a parent unit was deleted "
-                                    "during the load)")
-        conn.execute("SET LOCAL session_replication_role = replica")
+    if skip and not lock_all(conn, "territory_unit", writes.parent_ids):
+        raise BoundaryLoadError("导入期间有上级单元被删除，请重新导入 (a parent unit was deleted during the "
+                                "load)")
     # Straight into the table (staging them first and inserting from the stage wrote and read every unit
     # once more). The rows are sent by a thread of psycopg's while they are made here, so that what comes
     # after them (writes.made: the geometry checks) starts while the server is still copying.
     cursor = conn.cursor()
-    with _index_lookups(conn), cursor.copy(
+    with triggers_skipped(conn, skip), _index_lookups(conn), cursor.copy(
             "COPY territory_unit (level, code, name, parent_id, path, org_path, district_code, boundary, "
             "valid_from) FROM STDIN (FORMAT binary)", writer=QueuedLibpqWriter(cursor)) as copy:
         for text in writes.new_text():
@@ -1103,7 +1084,6 @@ def _insert_new(conn, writes: _Writes) -> int:
     if not skip:
         return conn.execute("INSERT INTO boundary_changed SELECT id FROM territory_unit "
                             "WHERE code = ANY(string_to_array(%s, ','))", (writes.new_codes,)).rowcount
-    conn.execute("SET LOCAL session_replication_role = origin")
     # The paths compared as text, as 0015's check does.
     inserted, bad = conn.execute(
         "WITH n AS (SELECT id, code, parent_id, path::text AS path, org_path::text AS org_path "

@@ -47,6 +47,7 @@ import psycopg
 from psycopg.copy import FileWriter
 from sqlalchemy import text as sql_text
 
+from etl.bulk_keys import lock_all, triggers_skipped, triggers_stood_in_for
 from etl.encoding import text_file_encoding
 from gis import db
 from gis.paths import DATA_DIR
@@ -832,8 +833,8 @@ def _load_people(settings: Settings, conn: psycopg.Connection, registry: Registr
     each one ``COPY`` — while this thread reads and checks the next chunk: the server's writing overlaps
     Python's reading, the residences' included; the load holds two chunks, not a file's residences; and no
     row is written twice (a staging copy of a million rows and an ``INSERT … SELECT`` from it cost more
-    than the checks). Everything is one transaction: a
-    refused file, a dry run or a cut connection leaves the database as it was. Once a row fails without
+    than the checks). Everything is one transaction: a refused file, a dry run or a cut connection leaves
+    the database as it was. Once a row fails without
     ``skip_bad`` nothing more is sent, but the rest of the file is still checked, so the report lists every
     bad row."""
     head_by_default = "02" if registry.key == "household_head" else "99"
@@ -1000,8 +1001,10 @@ class _PeopleWriter:
         self.copy_person = (f"COPY person (id, {', '.join(self.columns)}, residency, org_path, "
                             "district_code) FROM STDIN")
         self.mid_load = mid_load
-        self.skip_triggers = conn.info.server_version >= 150000 and conn.execute(
-            "SELECT has_parameter_privilege('session_replication_role', 'SET')").fetchone()[0]
+        # The residences' keys are checked by write(); the path trigger fires only for rows without a path
+        # (these carry their house's), and the person was written there, as the move trigger would do.
+        self.skip_triggers = triggers_stood_in_for(conn, "residence",
+                                                   ("residence_org_path", "residence_moves_person"))
 
     def format(self, cursor: psycopg.Cursor, person_ids: list[str], placed: list[tuple[_Row, str, tuple]]
                ) -> tuple[bytes, bytes, list[int]]:
@@ -1028,29 +1031,15 @@ class _PeopleWriter:
             if self.mid_load:
                 self.mid_load(self.conn)
                 self.mid_load = None
-            self._lock(houses)
-            # The residences' foreign keys are checked as one set, not row by row: the people were just
-            # written by this transaction and the houses are locked (what each row's check would take) and
-            # counted. With that done, and when the database lets this role (``gridgov db up`` grants
-            # it), the COPY skips the per-row foreign-key triggers — two index probes and a row lock per
-            # residence, 40 % of the load's database time at 200,000 rows. Nothing else is skipped: the
-            # rows already carry their house's path and the person was written there (what the residence
-            # triggers would do), and the owner's writes are not in the change log either way.
-            if self.skip_triggers:
-                cursor.execute("SET LOCAL session_replication_role = replica")
-            with cursor.copy("COPY residence (person_id, house_id, relation, is_head, org_path, "
-                             "district_code) FROM STDIN") as copy:
+            if not lock_all(self.conn, "house", houses):
+                raise RegisterLoadError("导入期间有房屋被删除，请重新导入 (a matched house was deleted "
+                                        "during the load)")
+            # The residences' foreign keys as one set: the people were just written by this transaction,
+            # the houses are locked and counted (see etl.bulk_keys).
+            with triggers_skipped(self.conn, self.skip_triggers), cursor.copy(
+                    "COPY residence (person_id, house_id, relation, is_head, org_path, district_code) "
+                    "FROM STDIN") as copy:
                 copy.write(residences)
-            if self.skip_triggers:
-                cursor.execute("SET LOCAL session_replication_role = origin")
-
-    def _lock(self, houses: list[int]) -> None:
-        locked = self.conn.execute(
-            "WITH l AS (SELECT id FROM house WHERE id = ANY(%s) AND deleted_at IS NULL FOR KEY SHARE) "
-            "SELECT count(*) FROM l", (houses,)).fetchone()[0]
-        if locked != len(houses):
-            raise RegisterLoadError("导入期间有房屋被删除，请重新导入 (a matched house was deleted during "
-                                    "the load)")
 
 
 def _person_columns(registry: Registry) -> list[str]:

@@ -199,8 +199,8 @@ def provision(settings: Settings) -> list[str]:
             said.append(f"已创建角色 {role} (created role)")
     _psql_super(settings, f"ALTER DATABASE {db} OWNER TO {settings.owner_role}")
     _psql_super(settings, f"GRANT pg_read_all_data TO {settings.backup_role}")
-    # The register loader copies a load's residences without their per-row foreign-key triggers, after
-    # checking the same keys as one set (etl/registers.py _write_residences); that SET needs a grant.
+    # The register and boundary loaders copy without the per-row foreign-key triggers, after checking the
+    # same keys as one set (etl/bulk_keys.py); that SET needs a grant.
     _psql_super(settings, f"GRANT SET ON PARAMETER session_replication_role TO {settings.owner_role}")
     for ext in EXTENSIONS:
         _psql_super(settings, f"CREATE EXTENSION IF NOT EXISTS {ext}", database=db)

@@ -12,10 +12,9 @@ from typing import NamedTuple
 
 
 class Temporal(NamedTuple):
-    """A layer's time: what a GIS client filters by (OGC API ``datetime``) and reads as a property."""
+    """A layer's time: what a GIS client filters by (OGC API ``datetime``) and reads as a property -- the
+    last change of the layer's records, a NOT NULL column (tests/test_ogc.py checks)."""
 
-    name: str   # the property
-    expr: str   # its expression over the layer's ``source``: a NOT NULL column (tests/test_ogc.py checks)
     # Where its extent (first and last) is read: the one table it is a column of, with its alias, and which
     # of that table's rows are the layer's -- the layer's rows without the joins that only hang a geometry
     # or names on them. Through those joins the planner cannot walk the (org_path, updated_at) index
@@ -23,6 +22,12 @@ class Temporal(NamedTuple):
     # row in scope instead (see gis.api.ogc.time_span_sql).
     table: str
     where: str = "true"
+    name: str = "updated_at"   # the column, and the property it is read as
+
+    @property
+    def expr(self) -> str:
+        """The column over the layer's ``source`` (which uses the same alias)."""
+        return f"{self.table.split()[1]}.{self.name}"
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ def _territory(level: str, zh: str) -> Layer:
         columns="t.id, t.code, t.name, t.level, t.path::text AS path, t.district_code",
         geometry="t.boundary", indexed_geometry="t.boundary", org_path="t.org_path",
         where=f"t.level = '{level}'",
-        temporal=Temporal("updated_at", "t.updated_at", "territory_unit t", f"t.level = '{level}'"),
+        temporal=Temporal("territory_unit t", f"t.level = '{level}'"),
     )
 
 
@@ -69,20 +74,20 @@ LAYERS: dict[str, Layer] = {
             geometry="t.boundary", indexed_geometry="t.boundary", org_path="t.org_path",
             pii=("phone",),
             # grid_figures holds the grids only (level 'grid'): the same rows.
-            temporal=Temporal("updated_at", "t.updated_at", "territory_unit t", "t.level = 'grid'"),
+            temporal=Temporal("territory_unit t", "t.level = 'grid'"),
         ),
         Layer(
             key="compound", zh="小区", source="compound c",
             columns="c.id, c.name, c.address, c.property_company, c.enclosure, c.org_path::text AS org_path",
             geometry="c.boundary", indexed_geometry="c.boundary", org_path="c.org_path",
-            temporal=Temporal("updated_at", "c.updated_at", "compound c"),
+            temporal=Temporal("compound c"),
         ),
         Layer(
             key="building", zh="楼栋",
             source="building b LEFT JOIN compound c ON c.id = b.compound_id",
             columns="b.id, b.name, c.name AS compound_name, b.floors, b.units, b.org_path::text AS org_path",
             geometry="b.footprint", indexed_geometry="b.footprint", org_path="b.org_path",
-            temporal=Temporal("updated_at", "b.updated_at", "building b"),
+            temporal=Temporal("building b"),
         ),
         Layer(
             key="house", zh="房屋",
@@ -91,7 +96,7 @@ LAYERS: dict[str, Layer] = {
                     "h.owner_name, h.is_rented, h.org_path::text AS org_path",
             geometry="ST_PointOnSurface(b.footprint)", indexed_geometry="b.footprint", org_path="h.org_path",
             # Every house has its building, on the same org_path (the cascade of 0001/0013): the same rows.
-            temporal=Temporal("updated_at", "h.updated_at", "house h"),
+            temporal=Temporal("house h"),
         ),
         Layer(
             key="person", zh="人口",
@@ -106,7 +111,7 @@ LAYERS: dict[str, Layer] = {
             # OFFSET 0 keeps the EXISTS a test of each row the walk meets: as a semi-join the planner
             # takes it to keep a hundredth of the people in scope, and below a few hundred thousand
             # people reads the whole scope instead of walking.
-            temporal=Temporal("updated_at", "p.updated_at", "person p", "EXISTS (SELECT 1 FROM residence r "
+            temporal=Temporal("person p", "EXISTS (SELECT 1 FROM residence r "
                               "WHERE r.person_id = p.id AND r.until IS NULL OFFSET 0)"),
         ),
     ]

@@ -231,6 +231,9 @@ def test_residences_are_copied_with_their_keys_checked_as_one_set(houses, fresh_
     with db.owner_engine(fresh_db).connect() as conn:
         assert conn.execute(text("SELECT has_parameter_privilege('session_replication_role', 'SET')")
                             ).scalar()
+    with psycopg.connect(db.libpq_dsn(db.owner_url(fresh_db)), autocommit=True) as conn:
+        writer = registers._PeopleWriter(conn, REGISTRIES["person"], {0: "name"}, None)
+        assert writer.skip_triggers  # every insert trigger of residence is one the writer stands in for
     house = add_house(fresh_db, "2-601", 2)
     number = make_id_number("320106", dt.date(1990, 7, 7), 77, "2")
     path = tmp_path / "新房.csv"
